@@ -1,10 +1,14 @@
-"""Contraindicated interaction: simvastatin/lovastatin with a strong CYP3A4 inhibitor.
+"""Pairwise drug interactions between the orders of a call and the patient's medications.
 
-The orders of this call (the selected drafts for order-select, all drafts for order-sign)
-are checked, by RxNorm ingredient and in either direction, against the patient's active
-medications and the other draft orders. Stopped, completed or cancelled medications never
-count: only ``status = active`` requests from the record and drafts of the call are used.
-One card per interacting pair; drug names come from the ingredient map, not order text.
+A rule names two value sets (its first two ``value_sets``): an interaction is an ingredient
+of the first in one medication and an ingredient of the second in another. The orders of
+this call (the selected drafts for order-select, all drafts for order-sign) are checked,
+by RxNorm ingredient and in either direction, against the patient's active medications
+and the other draft orders. When both value sets are the same the rule finds therapeutic
+duplication (two NSAIDs, say), including the same ingredient in two products. Stopped,
+completed or cancelled medications never count: only ``status = active`` requests from
+the record and drafts of the call are used. One card per interacting pair of orders and
+ingredients; drug names come from the ingredient map, not order text.
 """
 
 from __future__ import annotations
@@ -33,27 +37,26 @@ class _Partner:
     draft: bool
 
 
-def statin_cyp3a4_interaction(
+def drug_pair_interaction(
     ctx: EvaluationContext, artifact: RuleArtifact, knowledge: Knowledge
 ) -> list[Finding]:
-    statins = rxnorm_codes(value_set(knowledge, "cyp3a4-sensitive-statins"))
-    inhibitors = rxnorm_codes(value_set(knowledge, "strong-cyp3a4-inhibitors"))
+    first_set, second_set = artifact.value_sets[:2]
+    first = rxnorm_codes(value_set(knowledge, first_set))
+    second = rxnorm_codes(value_set(knowledge, second_set))
+    symmetric = first == second
     findings: list[Finding] = []
-    seen: set[tuple[frozenset[str], str, str]] = set()
+    seen: set[tuple[frozenset[str], frozenset[str]]] = set()
     for order in ctx.draft_orders:
         for partner in _partners(ctx, order):
-            for statin, inhibitor, statin_is_draft in _pairs(
-                knowledge, order, partner.entry, statins, inhibitors
-            ):
-                key = (_pair_key(order, partner.entry), statin, inhibitor)
+            for a, b, first_is_draft in _pairs(knowledge, order, partner.entry, first, second):
+                key = (
+                    _pair_key(order, partner.entry),
+                    frozenset((a, b)) if symmetric else frozenset((f"1:{a}", f"2:{b}")),
+                )
                 if key in seen:
                     continue
                 seen.add(key)
-                findings.append(
-                    _finding(
-                        artifact, knowledge, order, partner, statin, inhibitor, statin_is_draft
-                    )
-                )
+                findings.append(_finding(artifact, knowledge, order, partner, a, b, first_is_draft))
     return findings
 
 
@@ -79,16 +82,16 @@ def _pairs(
     knowledge: Knowledge,
     order: MedicationEntry,
     partner: MedicationEntry,
-    statins: frozenset[str],
-    inhibitors: frozenset[str],
+    first: frozenset[str],
+    second: frozenset[str],
 ) -> Iterator[tuple[str, str, bool]]:
-    """(statin, inhibitor, statin is in the draft order) for each interacting ingredient pair."""
-    for statin in sorted(ingredients_in(knowledge, order, statins)):
-        for inhibitor in sorted(ingredients_in(knowledge, partner, inhibitors)):
-            yield statin, inhibitor, True
-    for inhibitor in sorted(ingredients_in(knowledge, order, inhibitors)):
-        for statin in sorted(ingredients_in(knowledge, partner, statins)):
-            yield statin, inhibitor, False
+    """(first ingredient, second ingredient, first is in the draft order) per interacting pair."""
+    for a in sorted(ingredients_in(knowledge, order, first)):
+        for b in sorted(ingredients_in(knowledge, partner, second)):
+            yield a, b, True
+    for b in sorted(ingredients_in(knowledge, order, second)):
+        for a in sorted(ingredients_in(knowledge, partner, first)):
+            yield a, b, False
 
 
 def _pair_key(a: MedicationEntry, b: MedicationEntry) -> frozenset[str]:
@@ -102,31 +105,29 @@ def _finding(
     knowledge: Knowledge,
     order: MedicationEntry,
     partner: _Partner,
-    statin: str,
-    inhibitor: str,
-    statin_is_draft: bool,
+    first: str,
+    second: str,
+    first_is_draft: bool,
 ) -> Finding:
-    statin_name = ingredient_name(knowledge, statin)
-    inhibitor_name = ingredient_name(knowledge, inhibitor)
-    ordered, other = (
-        (statin_name, inhibitor_name) if statin_is_draft else (inhibitor_name, statin_name)
-    )
+    first_name = ingredient_name(knowledge, first)
+    second_name = ingredient_name(knowledge, second)
+    ordered, other = (first_name, second_name) if first_is_draft else (second_name, first_name)
     label = artifact.suggestion_labels["remove_draft"]
     suggestions: list[Suggestion] = []
-    first = delete_draft_suggestion(label.format(drug=ordered), order.reference)
-    if first is not None:
-        suggestions.append(first)
+    first_suggestion = delete_draft_suggestion(label.format(drug=ordered), order.reference)
+    if first_suggestion is not None:
+        suggestions.append(first_suggestion)
     if partner.draft:
-        second = delete_draft_suggestion(
+        second_suggestion = delete_draft_suggestion(
             label.format(drug=other), partner.entry.reference, recommended=False
         )
-        if second is not None:
-            suggestions.append(second)
+        if second_suggestion is not None:
+            suggestions.append(second_suggestion)
     return Finding(
-        card="contraindicated",
+        card="interaction",
         values={
-            "statin": statin_name,
-            "inhibitor": inhibitor_name,
+            "first_drug": first_name,
+            "second_drug": second_name,
             "ordered_drug": ordered,
             "other_drug": other,
             "other_status": "another draft order" if partner.draft else "an active medication",
