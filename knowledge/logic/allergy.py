@@ -12,7 +12,7 @@ from __future__ import annotations
 from knowledge.artifact import RuleArtifact
 from knowledge.logic.common import (
     delete_draft_suggestion,
-    ingredient_name,
+    drug_names,
     threshold,
     value_set,
 )
@@ -52,7 +52,7 @@ def drug_allergy(
         if not same and not related:
             continue
         card = "same_ingredient" if same else "same_class"
-        drug = " / ".join(sorted(ingredient_name(knowledge, rx) for rx in same or related))
+        drug = drug_names(knowledge, same or related)
         classes = sorted(
             {
                 c

@@ -10,7 +10,7 @@ from __future__ import annotations
 from knowledge.artifact import RuleArtifact
 from knowledge.logic.common import (
     delete_draft_suggestion,
-    ingredient_name,
+    drug_names,
     ingredients_in,
     living_age,
     rxnorm_codes,
@@ -37,7 +37,7 @@ def beers_potentially_inappropriate(
             found = ingredients_in(knowledge, order, ingredients)
             if not found:
                 continue
-            drug = " / ".join(sorted(ingredient_name(knowledge, rx) for rx in found))
+            drug = drug_names(knowledge, found)
             suggestion = delete_draft_suggestion(
                 artifact.suggestion_labels["remove_order"].format(drug=drug), order.reference
             )

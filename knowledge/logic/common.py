@@ -47,6 +47,11 @@ def ingredient_name(knowledge: Knowledge, rxcui: str) -> str:
     return knowledge.medications.ingredient_names.get(rxcui, f"RxNorm {rxcui}")
 
 
+def drug_names(knowledge: Knowledge, rxcuis: Iterable[str]) -> str:
+    """Ingredient names for a card, sorted and joined ("acetaminophen / oxycodone")."""
+    return " / ".join(sorted(ingredient_name(knowledge, rx) for rx in rxcuis))
+
+
 def ever_recorded_condition(
     record: PatientRecord, codes: Collection[Code], *, as_of: datetime
 ) -> bool:

@@ -18,8 +18,8 @@ from knowledge.artifact import RuleArtifact
 from knowledge.calculators.ckd_epi import CREATININE_MOLAR_MASS_G_PER_MOL, egfr_ckd_epi_2021
 from knowledge.logic.common import (
     delete_draft_suggestion,
+    drug_names,
     format_date,
-    ingredient_name,
     ingredients_in,
     rxnorm_codes,
     threshold,
@@ -50,11 +50,7 @@ def metformin_renal(
     )
     findings = []
     for order in orders:
-        drug = " / ".join(
-            sorted(
-                ingredient_name(knowledge, rx) for rx in ingredients_in(knowledge, order, metformin)
-            )
-        )
+        drug = drug_names(knowledge, ingredients_in(knowledge, order, metformin))
         finding = _finding(order, drug, egfr, missing_reason, continuing, artifact)
         if finding is not None:
             findings.append(finding)

@@ -15,8 +15,8 @@ from fhir_client.record import ConditionEntry, PatientRecord
 from knowledge.artifact import RuleArtifact
 from knowledge.logic.common import (
     delete_draft_suggestion,
+    drug_names,
     format_date,
-    ingredient_name,
     ingredients_in,
     rxnorm_codes,
     threshold,
@@ -42,12 +42,7 @@ def pregnancy_teratogen(
         return []
     findings = []
     for order in orders:
-        drugs = " / ".join(
-            sorted(
-                ingredient_name(knowledge, rx)
-                for rx in ingredients_in(knowledge, order, teratogens)
-            )
-        )
+        drugs = drug_names(knowledge, ingredients_in(knowledge, order, teratogens))
         suggestion = delete_draft_suggestion(
             artifact.suggestion_labels["remove_order"].format(drug=drugs), order.reference
         )

@@ -19,8 +19,8 @@ from knowledge.calculators.ckd_epi import CREATININE_MOLAR_MASS_G_PER_MOL
 from knowledge.calculators.cockcroft_gault import creatinine_clearance
 from knowledge.logic.common import (
     delete_draft_suggestion,
+    drug_names,
     format_date,
-    ingredient_name,
     ingredients_in,
     round_half_up,
     rxnorm_codes,
@@ -41,7 +41,7 @@ def renal_dosing_crcl(
                 knowledge, order, rxnorm_codes(value_set(knowledge, entry["value_set"]))
             )
             if found:
-                drug = " / ".join(sorted(ingredient_name(knowledge, rx) for rx in found))
+                drug = drug_names(knowledge, found)
                 matched.append((order, drug, entry))
     if not matched:
         return []
