@@ -8,14 +8,14 @@ import dataclasses
 import gc
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -51,12 +51,20 @@ from cds_service.schemas import (
 from cds_service.site_settings import EffectiveSetting, apply_settings, load_settings
 from cds_service.spool import Spool
 from cds_service.storage.db import check_database, create_db_engine
-from cds_service.storage.repository import FeedbackOutcome, IssuedCardInput, Store
+from cds_service.storage.repository import (
+    FeedbackOutcome,
+    IssuedCardInput,
+    PredictionInput,
+    Store,
+)
 from cds_service.storage.tables import Invocation
 from cds_service.storage.writer import InvocationWriter
 from hooks.services import SERVICE_SPECS, service_definition
 from knowledge.library import KnowledgeLibrary, load_library
 from knowledge.rule import Advice
+from models.features import ReadmissionFeatures
+from models.serving import ModelRecommender, ModelSlot
+from models.tasks import TASKS
 
 logger = logging.getLogger(__name__)
 
@@ -93,22 +101,27 @@ class AppState:
     writer: InvocationWriter
     authenticator: ClientAuthenticator | None
     fhir_transport: httpx.AsyncBaseTransport | None
+    models: tuple[ModelRecommender, ...]
+    """One per prediction task; each serves its registry @champion once one is loaded."""
 
 
-def build_services(library: KnowledgeLibrary) -> dict[str, Service]:
-    """One service per spec, answered by the library's rules for its hook."""
+def build_services(
+    library: KnowledgeLibrary, models: Sequence[ModelRecommender] = ()
+) -> dict[str, Service]:
+    """One service per spec, answered by the library's rules and the models for its hook."""
     services: dict[str, Service] = {}
     for spec in SERVICE_SPECS:
         rules = tuple(rule for rule in library.rules if spec.hook in rule.hooks)
+        hook_models = tuple(model for model in models if spec.hook in model.hooks)
         codes = {
             code
             for rule in rules
             for value_set in rule.artifact.value_sets
             for code in library.knowledge.value_sets[value_set].codes
         }
-        # A hook without active rules is not offered: discovery lists only services that act.
-        if rules:
-            services[spec.id] = Service(service_definition(spec, codes), rules)
+        # A hook without rules or models is not offered: discovery lists only services that act.
+        if rules or hook_models:
+            services[spec.id] = Service(service_definition(spec, codes), rules, hook_models)
     return services
 
 
@@ -163,11 +176,16 @@ def create_app(
     except SQLAlchemyError:
         logger.warning("site rule settings unavailable; running the library as shipped")
         rule_settings = {}
+    features = ReadmissionFeatures(library)
+    models = tuple(
+        ModelRecommender(task, ModelSlot(settings.mlflow, task), features)
+        for task in TASKS.values()
+    )
     state = AppState(
         settings=settings,
         library=library,
         rule_settings=rule_settings,
-        services=build_services(apply_settings(library, rule_settings)),
+        services=build_services(apply_settings(library, rule_settings), models),
         store=store,
         pseudonym_key=key,
         metrics=metrics,
@@ -175,6 +193,7 @@ def create_app(
         writer=writer,
         authenticator=authenticator,
         fhir_transport=fhir_transport,
+        models=models,
     )
     app = FastAPI(
         lifespan=_lifespan(state),
@@ -217,13 +236,29 @@ def _lifespan(state: AppState) -> Callable[[FastAPI], AbstractAsyncContextManage
         # A request allocates tens of thousands of short-lived containers (the parsed
         # prefetch); collecting every 700 allocations spends more time than it frees.
         gc.set_threshold(50_000, 20, 20)
-        task = asyncio.create_task(drain_forever())
+
+        async def refresh_models() -> None:
+            for model in state.models:
+                if await run_in_threadpool(model.slot.refresh):
+                    state.metrics.model_swaps.labels(model.id).inc()
+
+        async def follow_champions() -> None:
+            while True:
+                await asyncio.sleep(state.settings.model_refresh_seconds)
+                await refresh_models()
+
+        # The champions are loaded before the first request is taken.
+        await refresh_models()
+
+        tasks = [asyncio.create_task(drain_forever()), asyncio.create_task(follow_champions())]
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     return lifespan
 
@@ -298,7 +333,7 @@ def _add_routes(app: FastAPI, state: AppState) -> None:
             412: {"model": ErrorResponse, "description": "Required FHIR data unavailable."},
         },
     )
-    async def call_service(service_id: str, request: HookRequest) -> Any:
+    async def call_service(service_id: str, request: HookRequest, http: Request) -> Any:
         """Call a CDS service: answers with cards (possibly none)."""
         service = state.services.get(service_id)
         if service is None:
@@ -316,6 +351,7 @@ def _add_routes(app: FastAPI, state: AppState) -> None:
                 fhir_transport=state.fhir_transport,
                 fetch_deadline=state.settings.fetch_deadline,
                 fetch_observer=state.metrics.observe_fhir_fetch,
+                service_url=state.settings.public_base_url or str(http.base_url),
             )
         except InvalidRequest as error:
             return error_response(400, error.message, error.errors)
@@ -334,6 +370,8 @@ def _add_routes(app: FastAPI, state: AppState) -> None:
             state.metrics.cards.labels(service.id, advice.card.indicator, advice.rule_id).inc()
         for failed in result.failed_recommenders:
             state.metrics.recommender_failures.labels(failed).inc()
+        for prediction in result.predictions:
+            state.metrics.predictions.labels(prediction.model_name, prediction.model_version).inc()
         return CDSResponse(cards=[a.card for a in result.advice])
 
     @app.post(
@@ -432,10 +470,32 @@ def _add_routes(app: FastAPI, state: AppState) -> None:
         rules = sum(len(s.recommenders) for s in state.services.values())
         checks["knowledge"] = "ok" if rules else "no rules loaded"
         ready = all(value == "ok" for value in checks.values())
+        # Models are reported, not required: without one the rules (and every safety card)
+        # still answer, so the instance must stay in rotation.
+        models = {
+            model.id: {
+                "status": model.slot.status,
+                "version": model.slot.current.version if model.slot.current else None,
+            }
+            for model in state.models
+        }
         return JSONResponse(
-            {"status": "ready" if ready else "not ready", "checks": checks},
+            {"status": "ready" if ready else "not ready", "checks": checks, "models": models},
             status_code=200 if ready else 503,
         )
+
+    @app.get(
+        "/models/{name}/versions/{version}/card",
+        tags=["transparency"],
+        responses={404: {"model": ErrorResponse, "description": "No such model version served."}},
+    )
+    async def model_card(name: str, version: str) -> dict[str, Any]:
+        """The model card (HTI-1 source attributes) of the model version this service serves."""
+        for model in state.models:
+            served = model.slot.current
+            if model.id == name and served is not None and served.version == version:
+                return {"name": name, "version": version, **served.model_card}
+        return error_response(404, f"model {name} version {version} is not served here")  # type: ignore[return-value]
 
     @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
     def metrics() -> PlainTextResponse:
@@ -536,4 +596,18 @@ async def _store_invocation(
         IssuedCardInput(a.card, a.rule_id, a.rule_version, a.inputs, a.fingerprint)
         for a in (result.advice if result else [])
     ]
-    await state.writer.write(invocation, cards)
+    shown = {a.card.uuid for a in result.advice} if result else set()
+    predictions = [
+        PredictionInput(
+            p.model_name,
+            p.model_version,
+            p.risk,
+            p.threshold,
+            p.features,
+            p.contributions,
+            # A card suppressed as an overridden repeat was not shown: no uuid to link.
+            p.advice.card.uuid if p.advice and p.advice.card.uuid in shown else None,
+        )
+        for p in (result.predictions if result else [])
+    ]
+    await state.writer.write(invocation, cards, predictions)

@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.registry import MlflowLocation
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LHS_", env_file=None, extra="ignore")
@@ -80,10 +82,34 @@ class Settings(BaseSettings):
         "the same triggering data is not shown again for this many days (critical cards always are).",
     )
     log_level: str = Field("INFO", description="Python logging level.")
+    mlflow_tracking_uri: str | None = Field(
+        None,
+        description="MLflow tracking and registry URI, e.g. http://mlflow.internal:5000 (a server "
+        "backed by PostgreSQL). Unset: an embedded store, sqlite:///<data_dir>/mlflow/mlflow.db "
+        "with artifacts in <data_dir>/mlflow/artifacts.",
+    )
+    model_refresh_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="How often the service asks the registry whether @champion moved to another "
+        "version (then it loads that version and swaps it in without dropping requests).",
+    )
+    training_data: Path = Field(
+        Path("../shared/fhir/synthea"),
+        description="Folder of FHIR patient Bundles that `lhs train` (and the first `make run`) "
+        "learns from.",
+    )
 
     @property
     def resolved_clients_file(self) -> Path:
         return self.clients_file or self.data_dir / "clients.json"
+
+    @property
+    def mlflow(self) -> MlflowLocation:
+        if self.mlflow_tracking_uri:
+            return MlflowLocation(self.mlflow_tracking_uri)
+        folder = (self.data_dir / "mlflow").resolve()
+        return MlflowLocation(f"sqlite:///{folder / 'mlflow.db'}", folder / "artifacts")
 
     @property
     def resolved_database_url(self) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +26,7 @@ from fhir_client.resolve import PrefetchResult, resolve_prefetch
 from hooks.context import HOOK_CONTEXTS, HookContext, OrderSelectContext
 from hooks.services import ServiceDefinition
 from knowledge.rule import RULE_TOPIC_SYSTEM, Advice, EvaluationContext, Recommender
+from models.serving import ModelRecommender, Prediction
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class Service:
 
     definition: ServiceDefinition
     recommenders: tuple[Recommender, ...]
+    models: tuple[ModelRecommender, ...] = ()
 
     @property
     def id(self) -> str:
@@ -66,6 +68,7 @@ class CallResult:
     record: PatientRecord
     advice: list[Advice]
     failed_recommenders: list[str]
+    predictions: list[Prediction] = field(default_factory=list)
 
 
 DATA_AVAILABILITY_ID = "lhs-data-availability"
@@ -145,6 +148,7 @@ async def run_service(
     fhir_transport: httpx.AsyncBaseTransport | None = None,
     fetch_deadline: float | None = None,
     fetch_observer: FetchObserver | None = None,
+    service_url: str | None = None,
 ) -> CallResult:
     hook = service.definition.hook
     if request.hook != hook:
@@ -187,6 +191,7 @@ async def run_service(
         record=record,
         as_of=as_of or datetime.now(UTC),
         draft_orders=draft_medication_orders(context),
+        service_url=service_url,
     )
     advice: list[Advice] = []
     failed: list[str] = []
@@ -197,7 +202,19 @@ async def run_service(
             # One faulty rule must not take the others' (possibly critical) cards down with it.
             logger.exception("recommender %s failed", recommender.id)
             failed.append(recommender.id)
+    predictions: list[Prediction] = []
+    for model in service.models:
+        try:
+            prediction = model.predict(evaluation)
+        except Exception:
+            logger.exception("model %s failed", model.id)
+            failed.append(model.id)
+            continue
+        if prediction is not None:
+            predictions.append(prediction)
+            if prediction.advice is not None:
+                advice.append(prediction.advice)
     if prefetch.unavailable or failed:
         advice.append(data_unavailable_advice(hook, prefetch.unavailable, failed))
     advice.sort(key=lambda a: INDICATOR_ORDER[a.card.indicator])
-    return CallResult(context, prefetch, record, advice, failed)
+    return CallResult(context, prefetch, record, advice, failed, predictions)

@@ -117,6 +117,18 @@ class Metrics:
             ["recommender"],
             registry=r,
         )
+        self.predictions = Counter(
+            "lhs_model_predictions_total",
+            "Predictions made, by model and version.",
+            ["model", "version"],
+            registry=r,
+        )
+        self.model_swaps = Counter(
+            "lhs_model_swaps_total",
+            "Times a new @champion version was loaded and swapped in.",
+            ["model"],
+            registry=r,
+        )
         self.spooled_feedback = Gauge(
             "lhs_feedback_spooled", "Feedback items waiting in the durable spool.", registry=r
         )

@@ -11,6 +11,7 @@ with a replay.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from cds_service.schemas import Card, FeedbackItem
-from cds_service.storage.repository import IssuedCardInput, Store
+from cds_service.storage.repository import IssuedCardInput, PredictionInput, Store
 from cds_service.storage.tables import Invocation
 
 logger = logging.getLogger(__name__)
@@ -47,7 +48,12 @@ class Spool:
         finally:
             os.close(descriptor)
 
-    def spool_invocation(self, invocation: Invocation, cards: list[IssuedCardInput]) -> None:
+    def spool_invocation(
+        self,
+        invocation: Invocation,
+        cards: list[IssuedCardInput],
+        predictions: list[PredictionInput] | None = None,
+    ) -> None:
         self.append(
             {
                 "kind": "invocation",
@@ -62,6 +68,7 @@ class Spool:
                     }
                     for c in cards
                 ],
+                "predictions": [dataclasses.asdict(p) for p in predictions or ()],
             }
         )
 
@@ -120,4 +127,8 @@ def _replay(store: Store, record: dict[str, Any]) -> None:
     ]
     # IntegrityError: replayed before, its cards' uuids are already stored.
     with contextlib.suppress(IntegrityError):
-        store.record_invocation(Invocation.model_validate(record["invocation"]), cards)
+        store.record_invocation(
+            Invocation.model_validate(record["invocation"]),
+            cards,
+            [PredictionInput(**p) for p in record.get("predictions", ())],
+        )

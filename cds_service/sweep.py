@@ -99,20 +99,25 @@ def requests_for_patient(
             if encounter_id is None:
                 continue
             context["encounterId"] = encounter_id
-        tokens = prefetch_tokens(HOOK_CONTEXTS[hook].model_validate(context))
-        prefetch = {
-            key: store.query(render_template(template, tokens))
-            for key, template in service.definition.prefetch.items()
-        }
-        yield (
-            service,
-            {
-                "hook": hook,
-                "hookInstance": str(uuid.uuid4()),
-                "context": context,
-                "prefetch": prefetch,
-            },
-        )
+        yield service, hook_request(store, service, context)
+
+
+def hook_request(
+    store: LocalFhirStore, service: Service, context: dict[str, Any]
+) -> dict[str, Any]:
+    """A request for ``service`` with ``context``, its prefetch answered from ``store``."""
+    hook = service.definition.hook
+    tokens = prefetch_tokens(HOOK_CONTEXTS[hook].model_validate(context))
+    prefetch = {
+        key: store.query(render_template(template, tokens))
+        for key, template in service.definition.prefetch.items()
+    }
+    return {
+        "hook": hook,
+        "hookInstance": str(uuid.uuid4()),
+        "context": context,
+        "prefetch": prefetch,
+    }
 
 
 @dataclass

@@ -56,6 +56,8 @@ class EvaluationContext:
     as_of: datetime
     draft_orders: Sequence[MedicationEntry] = ()
     """Medication orders of this call (draftOrders; for order-select only the selected ones)."""
+    service_url: str | None = None
+    """This service's external base URL, for links to its own pages (e.g. model cards)."""
 
 
 @dataclass(frozen=True)

@@ -128,6 +128,13 @@ def test_readiness_reports_the_database(tmp_path):
         assert client.get("/readyz").json() == {
             "status": "ready",
             "checks": {"database": "ok", "knowledge": "ok"},
+            # No model is registered in this data folder: reported, and the rules still serve.
+            "models": {
+                "lhs-readmission-30d": {
+                    "status": "missing: no @champion registered",
+                    "version": None,
+                }
+            },
         }
         app.state.lhs.store.engine.dispose()
         (tmp_path / "lhs.db").unlink()

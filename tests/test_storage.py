@@ -63,7 +63,7 @@ def _feedback(card_uuid: str, **overrides) -> tuple[FeedbackItem, dict]:
 def test_migrations_match_the_models_and_are_idempotent(database_url):
     upgrade_database(database_url)
     upgrade_database(database_url)
-    assert current_revision(database_url) == "0003"
+    assert current_revision(database_url) == "0004"
     engine = create_db_engine(database_url)
     with engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)

@@ -16,7 +16,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from cds_service.schemas import Card, FeedbackItem
-from cds_service.storage.tables import FeedbackRecord, Invocation, IssuedCard, SeenJti, utcnow
+from cds_service.storage.tables import (
+    FeedbackRecord,
+    Invocation,
+    IssuedCard,
+    PredictionRecord,
+    SeenJti,
+    utcnow,
+)
 
 
 @dataclass(frozen=True)
@@ -26,6 +33,17 @@ class IssuedCardInput:
     rule_version: str
     inputs: Mapping[str, str] = field(default_factory=dict)
     fingerprint: str = ""
+
+
+@dataclass(frozen=True)
+class PredictionInput:
+    model_name: str
+    model_version: str
+    risk: float
+    threshold: float | None
+    features: Mapping[str, float]
+    contributions: Mapping[str, float]
+    card_uuid: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,13 +80,19 @@ class Store:
         self._insert = postgresql_insert if engine.dialect.name == "postgresql" else sqlite_insert
         self._last_jti_purge = 0.0
 
-    def record_invocation(self, invocation: Invocation, cards: Sequence[IssuedCardInput]) -> int:
-        """Store a call and the cards it returned, together or not at all."""
-        (invocation_id,) = self.record_invocations([(invocation, cards)])
+    def record_invocation(
+        self,
+        invocation: Invocation,
+        cards: Sequence[IssuedCardInput],
+        predictions: Sequence[PredictionInput] = (),
+    ) -> int:
+        """Store a call, the cards it returned and its models' predictions, all or nothing."""
+        (invocation_id,) = self.record_invocations([(invocation, cards, predictions)])
         return invocation_id
 
     def record_invocations(
-        self, calls: Sequence[tuple[Invocation, Sequence[IssuedCardInput]]]
+        self,
+        calls: Sequence[tuple[Invocation, Sequence[IssuedCardInput], Sequence[PredictionInput]]],
     ) -> list[int]:
         """Store several calls with their cards in one transaction (group commit).
 
@@ -81,7 +105,7 @@ class Store:
             ids = list(
                 connection.execute(
                     insert(Invocation).returning(Invocation.id, sort_by_parameter_order=True),  # type: ignore[arg-type]
-                    [invocation.model_dump(exclude={"id"}) for invocation, _ in calls],
+                    [invocation.model_dump(exclude={"id"}) for invocation, _, _ in calls],
                 ).scalars()
             )
             now = utcnow()
@@ -101,12 +125,31 @@ class Store:
                     "inputs": dict(issued.inputs),
                     "fingerprint": issued.fingerprint,
                 }
-                for invocation_id, (invocation, cards) in zip(ids, calls, strict=True)
+                for invocation_id, (invocation, cards, _) in zip(ids, calls, strict=True)
                 for issued in cards
             ]
             if card_rows:
                 connection.execute(insert(IssuedCard), card_rows)
-        for invocation_id, (invocation, _) in zip(ids, calls, strict=True):
+            prediction_rows = [
+                {
+                    "invocation_id": invocation_id,
+                    "service_id": invocation.service_id,
+                    "patient_key": invocation.patient_key,
+                    "model_name": p.model_name,
+                    "model_version": p.model_version,
+                    "risk": p.risk,
+                    "threshold": p.threshold,
+                    "features": dict(p.features),
+                    "contributions": dict(p.contributions),
+                    "card_uuid": p.card_uuid,
+                    "predicted_at": now,
+                }
+                for invocation_id, (invocation, _, predictions) in zip(ids, calls, strict=True)
+                for p in predictions
+            ]
+            if prediction_rows:
+                connection.execute(insert(PredictionRecord), prediction_rows)
+        for invocation_id, (invocation, _, _) in zip(ids, calls, strict=True):
             invocation.id = invocation_id
         return ids
 
@@ -201,6 +244,16 @@ class Store:
         with Session(self.engine) as session:
             statement = select(Invocation).order_by(col(Invocation.id).desc()).limit(limit)
             return list(session.exec(statement))
+
+    def predictions(
+        self, model_name: str | None = None, limit: int = 1000
+    ) -> list[PredictionRecord]:
+        """The latest predictions (of one model, or all), newest first."""
+        query = select(PredictionRecord).order_by(col(PredictionRecord.id).desc()).limit(limit)
+        if model_name is not None:
+            query = query.where(PredictionRecord.model_name == model_name)
+        with Session(self.engine) as session:
+            return list(session.exec(query))
 
     def cards_for_invocation(self, invocation_id: int) -> list[IssuedCard]:
         with Session(self.engine) as session:

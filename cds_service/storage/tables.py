@@ -141,3 +141,27 @@ class RuleSettingChange(SQLModel, table=True):
     reason: str
     before: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     after: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class PredictionRecord(SQLModel, table=True):
+    """A model's prediction at a hook call, with the exact feature vector it was computed from.
+
+    Stored whether or not a card was shown, for audit and for retraining on outcomes.
+    """
+
+    __tablename__ = "prediction"
+
+    id: int | None = Field(default=None, primary_key=True)
+    invocation_id: int = Field(foreign_key="invocation.id", index=True)
+    service_id: str = Field(max_length=128)
+    patient_key: str = Field(index=True, max_length=64)
+    model_name: str = Field(index=True, max_length=128)
+    model_version: str = Field(max_length=32)
+    risk: float
+    threshold: float | None = None
+    features: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    contributions: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )
+    card_uuid: str | None = Field(default=None, max_length=64)
+    predicted_at: datetime = _utc_column(index=True)

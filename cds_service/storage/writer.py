@@ -20,7 +20,7 @@ from datetime import datetime
 from sqlalchemy.exc import SQLAlchemyError
 
 from cds_service.spool import Spool
-from cds_service.storage.repository import IssuedCardInput, Store
+from cds_service.storage.repository import IssuedCardInput, PredictionInput, Store
 from cds_service.storage.tables import Invocation
 
 logger = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ MAX_BATCH = 100
 class _Pending:
     invocation: Invocation
     cards: Sequence[IssuedCardInput]
+    predictions: Sequence[PredictionInput]
     done: asyncio.Future[None]
     loop: asyncio.AbstractEventLoop
 
@@ -52,10 +53,15 @@ class InvocationWriter:
         self._thread = threading.Thread(target=self._run, name="lhs-invocation-writer", daemon=True)
         self._thread.start()
 
-    async def write(self, invocation: Invocation, cards: Sequence[IssuedCardInput]) -> None:
+    async def write(
+        self,
+        invocation: Invocation,
+        cards: Sequence[IssuedCardInput],
+        predictions: Sequence[PredictionInput] = (),
+    ) -> None:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
-        self._queue.put(_Pending(invocation, cards, done, loop))
+        self._queue.put(_Pending(invocation, cards, predictions, done, loop))
         await done
 
     async def claim_jti(self, key: str, expires_at: datetime) -> bool:
@@ -92,16 +98,20 @@ class InvocationWriter:
 
     def _commit(self, batch: list[_Pending]) -> None:
         try:
-            self.store.record_invocations([(p.invocation, p.cards) for p in batch])
+            self.store.record_invocations([(p.invocation, p.cards, p.predictions) for p in batch])
         except SQLAlchemyError:
             # Store each on its own, so one bad call cannot take the batch down with it;
             # what the database will not take waits in the spool.
             for pending in batch:
                 try:
-                    self.store.record_invocation(pending.invocation, pending.cards)
+                    self.store.record_invocation(
+                        pending.invocation, pending.cards, pending.predictions
+                    )
                 except SQLAlchemyError:
                     logger.warning("invocation spooled: database unavailable")
-                    self.spool.spool_invocation(pending.invocation, list(pending.cards))
+                    self.spool.spool_invocation(
+                        pending.invocation, list(pending.cards), list(pending.predictions)
+                    )
         for pending in batch:
             pending.loop.call_soon_threadsafe(_resolve, pending.done)
 

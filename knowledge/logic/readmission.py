@@ -11,15 +11,76 @@ discharge, grouped into the LACE paper's Charlson categories by the artifact's v
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from fhir_client.record import EncounterEntry, encounter_entry
+from fhir_client.record import EncounterEntry, PatientRecord, encounter_entry
 from knowledge.artifact import RuleArtifact
 from knowledge.calculators.lace import LaceResult, charlson_score, lace_index
 from knowledge.logic.common import ever_recorded_condition, format_date, threshold, value_set
 from knowledge.rule import EvaluationContext, Finding, Knowledge
 
 _EMERGENCY = "EMER"
+
+
+@dataclass(frozen=True)
+class LaceAssessment:
+    """LACE at one discharge, with the facts each component was computed from."""
+
+    result: LaceResult
+    stay: EncounterEntry
+    length_of_stay_days: int
+    acute_admission: bool
+    charlson: int
+    comorbidities: tuple[str, ...]
+    ed_visits_6_months: int
+
+
+def assess_lace(
+    record: PatientRecord,
+    stay_resource: Mapping[str, Any],
+    discharge: datetime,
+    thresholds: Mapping[str, Any],
+    knowledge: Knowledge,
+) -> LaceAssessment | None:
+    """LACE for the stay ``stay_resource`` discharged at ``discharge``, from data recorded by then.
+
+    None when the stay has no start. Nothing dated after ``discharge`` is looked at, so the
+    same function serves the rule at the bedside and the models' training on history.
+    """
+    stay = encounter_entry(stay_resource)
+    if stay.start is None:
+        return None
+    link = timedelta(hours=threshold(thresholds, "ed_admission_link_hours"))
+    lookback = timedelta(days=threshold(thresholds, "ed_lookback_days"))
+    emergencies = [
+        e
+        for e in record.encounters(as_of=stay.start)
+        if e.class_code == _EMERGENCY and e.reference != stay.reference and e.start is not None
+    ]
+    route = _admission_route(emergencies, stay.start, link)
+    acute = stay.class_code == _EMERGENCY or route is not None
+    prior_visits = sum(
+        1
+        for e in emergencies
+        if e is not route and stay.start - lookback <= e.start < stay.start  # type: ignore[operator]
+    )
+    categories = tuple(
+        category
+        for category, value_set_id in threshold(thresholds, "charlson_value_sets").items()
+        if ever_recorded_condition(record, value_set(knowledge, value_set_id), as_of=discharge)
+    )
+    charlson = charlson_score(categories)
+    days = max((discharge.date() - stay.start.date()).days, 0)
+    result = lace_index(
+        length_of_stay_days=days,
+        acute_admission=acute,
+        charlson=charlson,
+        ed_visits_6_months=prior_visits,
+    )
+    return LaceAssessment(result, stay, days, acute, charlson, categories, prior_visits)
 
 
 def lace_readmission(
@@ -30,45 +91,11 @@ def lace_readmission(
     resource = ctx.record.resolve(f"Encounter/{encounter_id}") if encounter_id else None
     if resource is None:
         return []
-    stay = encounter_entry(resource)
-    if stay.start is None:
+    end = encounter_entry(resource).end
+    assessment = assess_lace(ctx.record, resource, min(end or ctx.as_of, ctx.as_of), t, knowledge)
+    if assessment is None or assessment.result.score < threshold(t, "high_risk_min_score"):
         return []
-    discharge = min(stay.end or ctx.as_of, ctx.as_of)
-    link = timedelta(hours=threshold(t, "ed_admission_link_hours"))
-    lookback = timedelta(days=threshold(t, "ed_lookback_days"))
-    emergencies = [
-        e
-        for e in ctx.record.encounters(as_of=stay.start)
-        if e.class_code == _EMERGENCY and e.reference != stay.reference and e.start is not None
-    ]
-    route = _admission_route(emergencies, stay.start, link)
-    acute = stay.class_code == _EMERGENCY or route is not None
-    prior_visits = sum(
-        1
-        for e in emergencies
-        if e is not route and stay.start - lookback <= e.start < stay.start  # type: ignore[operator]
-    )
-    categories = [
-        category
-        for category, value_set_id in threshold(t, "charlson_value_sets").items()
-        if ever_recorded_condition(ctx.record, value_set(knowledge, value_set_id), as_of=discharge)
-    ]
-    charlson = charlson_score(categories)
-    days = max((discharge.date() - stay.start.date()).days, 0)
-    result = lace_index(
-        length_of_stay_days=days,
-        acute_admission=acute,
-        charlson=charlson,
-        ed_visits_6_months=prior_visits,
-    )
-    if result.score < threshold(t, "high_risk_min_score"):
-        return []
-    return [
-        Finding(
-            card="high_risk",
-            values=_values(result, days, acute, charlson, categories, prior_visits, stay, t),
-        )
-    ]
+    return [Finding(card="high_risk", values=_values(assessment, t))]
 
 
 def _admission_route(
@@ -79,28 +106,20 @@ def _admission_route(
     return max(candidates, key=lambda e: e.start, default=None)  # type: ignore[arg-type,return-value]
 
 
-def _values(
-    result: LaceResult,
-    days: int,
-    acute: bool,
-    charlson: int,
-    categories: list[str],
-    prior_visits: int,
-    stay: EncounterEntry,
-    t: dict,
-) -> dict[str, object]:
+def _values(assessment: LaceAssessment, t: Mapping[str, Any]) -> dict[str, object]:
+    result = assessment.result
     return {
         "score": result.score,
         "high_risk_min": threshold(t, "high_risk_min_score"),
-        "admitted": format_date(stay.start),
-        "days": days,
+        "admitted": format_date(assessment.stay.start),
+        "days": assessment.length_of_stay_days,
         "l_points": result.length_of_stay_points,
-        "acute": "yes" if acute else "no",
+        "acute": "yes" if assessment.acute_admission else "no",
         "a_points": result.acuity_points,
-        "charlson": charlson,
-        "comorbidities": ", ".join(c.replace("-", " ") for c in sorted(categories))
+        "charlson": assessment.charlson,
+        "comorbidities": ", ".join(c.replace("-", " ") for c in sorted(assessment.comorbidities))
         or "none recorded",
         "c_points": result.comorbidity_points,
-        "ed_visits": prior_visits,
+        "ed_visits": assessment.ed_visits_6_months,
         "e_points": result.ed_visit_points,
     }

@@ -1,0 +1,1 @@
+"""Metrics, calibration, fairness, decision curves and model cards for the service's models."""

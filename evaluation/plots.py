@@ -1,0 +1,69 @@
+"""The plots informaticians look at in MLflow: ROC, precision-recall, calibration, decision curve."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; the service and CI have no display
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import precision_recall_curve, roc_curve
+
+from evaluation.metrics import Array, DecisionCurve
+
+
+def _figure(title: str, xlabel: str, ylabel: str) -> tuple[Figure, Axes]:
+    figure = Figure(figsize=(5.5, 4.5), dpi=100)
+    axes = figure.add_subplot()
+    axes.set_title(title)
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    return figure, axes
+
+
+def roc_plot(y: Array, scores: Mapping[str, Array]) -> Figure:
+    figure, axes = _figure("ROC curve (test period)", "1 - specificity", "sensitivity")
+    for name, p in scores.items():
+        fpr, tpr, _ = roc_curve(y, p)
+        axes.plot(fpr, tpr, label=name)
+    axes.plot([0, 1], [0, 1], linestyle=":", color="grey")
+    axes.legend(loc="lower right")
+    return figure
+
+
+def precision_recall_plot(y: Array, scores: Mapping[str, Array]) -> Figure:
+    figure, axes = _figure("Precision-recall curve (test period)", "recall", "precision")
+    for name, p in scores.items():
+        precision, recall, _ = precision_recall_curve(y, p)
+        axes.plot(recall, precision, label=name)
+    axes.axhline(float(np.mean(y)), linestyle=":", color="grey", label="prevalence")
+    axes.legend(loc="upper right")
+    return figure
+
+
+def calibration_plot(y: Array, p: Array, bins: int = 10) -> Figure:
+    figure, axes = _figure("Calibration (test period)", "predicted risk", "observed rate")
+    observed, predicted = calibration_curve(y, p, n_bins=bins, strategy="quantile")
+    axes.plot(predicted, observed, marker="o", label="model (deciles of risk)")
+    top = float(max(np.max(p), np.max(observed), 0.05))
+    axes.plot([0, top], [0, top], linestyle=":", color="grey", label="ideal")
+    axes.legend(loc="upper left")
+    return figure
+
+
+def decision_curve_plot(curve: DecisionCurve, threshold: float | None) -> Figure:
+    figure, axes = _figure("Decision curve", "threshold probability", "net benefit")
+    axes.plot(curve.thresholds, curve.model, label="model")
+    axes.plot(curve.thresholds, curve.treat_all, label="treat all")
+    axes.axhline(0.0, color="grey", linestyle=":", label="treat none")
+    if threshold is not None:
+        axes.axvline(threshold, color="black", linestyle="--", label=f"chosen {threshold:.2f}")
+    low = float(min(np.min(curve.model), 0.0))
+    axes.set_ylim(low - 0.01, float(np.max(curve.treat_all[:1])) + 0.02)
+    axes.legend(loc="upper right")
+    return figure

@@ -1,0 +1,417 @@
+"""Predictive models end to end: cohort from FHIR, training into a real MLflow store in a temp
+folder, registry aliases, serving in the real app, hot swap during requests, and served
+predictions equal to offline ones for the same patients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from cds_service.cli import app as cli
+from cds_service.config import Settings
+from cds_service.sweep import hook_request
+from evaluation.metrics import (
+    calibration_intercept,
+    calibration_slope,
+    choose_threshold,
+    decision_curve,
+    evaluate_risks,
+    net_benefit,
+)
+from fhir_client.local_store import LocalFhirStore
+from fhir_client.record import PatientRecord
+from knowledge.library import load_library
+from models.cohort import build_cohort, feature_matrix
+from models.features import FEATURE_NAMES, ReadmissionFeatures
+from models.registry import CHALLENGER, CHAMPION, alias_version, set_alias, versions
+from models.serving import ModelSlot, load_served_model
+from models.tasks import READMISSION_30D
+from tests.service_app import app_factory
+from tests.shared_data import load_bundle, patient_files
+
+runner = CliRunner()
+TASK = READMISSION_30D
+
+
+# --- metrics -----------------------------------------------------------------------------
+
+
+def test_calibration_slope_and_intercept_are_ideal_for_a_calibrated_model():
+    rng = np.random.default_rng(7)
+    p = rng.uniform(0.02, 0.6, 20_000)
+    y = (rng.uniform(size=p.size) < p).astype(float)
+    assert calibration_slope(y, p) == pytest.approx(1.0, abs=0.06)
+    assert calibration_intercept(y, p) == pytest.approx(0.0, abs=0.04)
+    # Overconfident risks (logits doubled) show as a slope near 1/2.
+    logits = np.log(p / (1 - p))
+    overconfident = 1 / (1 + np.exp(-2 * logits))
+    assert calibration_slope(y, overconfident) == pytest.approx(0.5, abs=0.05)
+
+
+def test_net_benefit_follows_vickers_and_elkin():
+    y = np.array([1, 0, 1, 0, 0])
+    p = np.array([0.9, 0.6, 0.2, 0.1, 0.05])
+    # Treat p >= 0.5: one true and one false positive of five; weight 0.5/0.5 = 1.
+    assert net_benefit(y, p, 0.5) == pytest.approx(1 / 5 - 1 / 5)
+    # Threshold 0.15: TP 2, FP 1, weight 0.15/0.85.
+    assert net_benefit(y, p, 0.15) == pytest.approx(2 / 5 - 1 / 5 * 0.15 / 0.85)
+    curve = decision_curve(y, p, np.array([0.15, 0.5]))
+    assert choose_threshold(curve, 0.1, 0.6) == 0.15
+
+
+def test_bootstrap_intervals_surround_the_estimate():
+    rng = np.random.default_rng(1)
+    y = (rng.uniform(size=400) < 0.3).astype(float)
+    p = np.clip(0.3 + 0.3 * (y - 0.3) + rng.normal(0, 0.1, 400), 0.01, 0.99)
+    estimates = evaluate_risks(y, p, rounds=200, seed=3)
+    for estimate in estimates.values():
+        assert estimate.low <= estimate.value <= estimate.high
+    assert estimates["auroc"].value > 0.8
+
+
+# --- features and labels -----------------------------------------------------------------
+
+START = datetime(2020, 1, 10, 8, tzinfo=UTC)
+
+
+def _encounter(eid: str, klass: str, start: datetime, hours: float) -> dict:
+    return {
+        "resourceType": "Encounter",
+        "id": eid,
+        "status": "finished",
+        "class": {"code": klass},
+        "subject": {"reference": "Patient/p1"},
+        "period": {"start": start.isoformat(), "end": (start + timedelta(hours=hours)).isoformat()},
+    }
+
+
+def _condition(cid: str, snomed: str, onset: datetime) -> dict:
+    return {
+        "resourceType": "Condition",
+        "id": cid,
+        "subject": {"reference": "Patient/p1"},
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": snomed}]},
+        "onsetDateTime": onset.isoformat(),
+    }
+
+
+PATIENT = {"resourceType": "Patient", "id": "p1", "gender": "female", "birthDate": "1940-05-01"}
+
+
+@pytest.fixture(scope="module")
+def extractor() -> ReadmissionFeatures:
+    return ReadmissionFeatures(load_library())
+
+
+def test_features_ignore_everything_recorded_after_the_prediction_time(extractor):
+    stay = _encounter("stay", "IMP", START, 24 * 4)
+    history = [
+        PATIENT,
+        stay,
+        _encounter("ed-before", "EMER", START - timedelta(days=40), 3),
+        _condition("chf", "88805009", START - timedelta(days=400)),  # chronic congestive HF
+    ]
+    later = [
+        _encounter("ed-after", "EMER", START + timedelta(days=9), 3),
+        _condition("copd", "13645005", START + timedelta(days=9)),
+    ]
+    discharge = START + timedelta(days=4)
+    before = extractor(PatientRecord.from_resources("p1", history), stay, discharge)
+    after = extractor(PatientRecord.from_resources("p1", history + later), stay, discharge)
+    assert before == after
+    assert before["length_of_stay_days"] == 4
+    assert before["ed_visits_6m"] == 1
+    assert before["heart_failure"] == 1 and before["chronic_pulmonary_disease"] == 0
+    assert before["age_years"] == 79
+    assert list(before) == list(FEATURE_NAMES)
+
+
+def test_labels_come_from_later_encounters_within_the_horizon(tmp_path, extractor):
+    resources = [
+        PATIENT,
+        _encounter("a", "IMP", START, 48),
+        _encounter("b", "EMER", START + timedelta(days=12), 4),  # revisit: a is positive
+        _encounter("c", "IMP", START + timedelta(days=80), 48),  # 68 days after b: b negative
+        _encounter("end", "AMB", START + timedelta(days=200), 1),  # the data run until here
+        _encounter("d", "EMER", START + timedelta(days=190), 2),  # follow-up incomplete
+    ]
+    bundle = tmp_path / "p1.json"
+    bundle.write_text(
+        json.dumps({"resourceType": "Bundle", "entry": [{"resource": r} for r in resources]})
+    )
+    cohort = build_cohort([bundle], TASK, extractor, b"key")
+    labels = {e.encounter: e.label for e in cohort.examples}
+    assert labels == {"Encounter/a": 1, "Encounter/b": 0, "Encounter/c": 0}
+    assert cohort.excluded["follow-up incomplete"] == 1
+
+
+# --- training, registry and serving ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """The synthetic patients, trained with `lhs train` into an MLflow store in a temp folder."""
+    root = tmp_path_factory.mktemp("models")
+    data = root / "patients"
+    data.mkdir()
+    for path in patient_files():
+        (data / path.name).symlink_to(path)
+    env = {"LHS_DATA_DIR": str(root / "data"), "LHS_PSEUDONYM_KEY": "test-secret"}
+    result = runner.invoke(
+        cli, ["train", TASK.name, "--data", str(data), "--bootstrap", "100"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    settings = Settings(data_dir=root / "data", pseudonym_key="test-secret")
+    return settings, data, result.output
+
+
+def test_training_logs_metrics_plots_dataset_and_model_card_to_mlflow(trained):
+    settings, _, output = trained
+    assert "registered lhs-readmission-30d version 1 as @champion" in output
+    assert "LACE" in output
+    client = settings.mlflow.client()
+    experiment = client.get_experiment_by_name(TASK.name)
+    runs = client.search_runs([experiment.experiment_id])
+    assert {r.data.tags["candidate"] for r in runs} == {"logistic-regression", "gradient-boosting"}
+    (selected,) = [r for r in runs if r.data.tags["selected"] == "true"]
+    metrics = selected.data.metrics
+    for name in (
+        "test_auroc",
+        "test_auprc",
+        "test_brier",
+        "test_calibration_slope",
+        "test_calibration_intercept",
+    ):
+        assert metrics[f"{name}_ci_low"] <= metrics[name] <= metrics[f"{name}_ci_high"]
+    assert "lace_auroc" in metrics and "auroc_gain_over_lace" in metrics
+    assert len(selected.data.tags["dataset.sha256"]) == 64
+    assert {d.dataset.name for d in selected.inputs.dataset_inputs} == {
+        f"{TASK.name}-train",
+        f"{TASK.name}-test",
+    }
+    artifacts = {a.path for a in client.list_artifacts(selected.info.run_id, "plots")}
+    assert artifacts == {
+        "plots/roc.png",
+        "plots/precision_recall.png",
+        "plots/calibration.png",
+        "plots/decision_curve_train_oof.png",
+        "plots/decision_curve_test.png",
+    }
+    card = json.loads(
+        Path(client.download_artifacts(selected.info.run_id, "model_card.json")).read_text()
+    )
+    fairness = card["quantitative_measures_of_performance"]["fairness_of_prediction_in_test_data"]
+    assert {row["attribute"] for row in fairness} == {"sex", "age band"}
+    assert card["purpose_of_the_intervention"]["intended_decision_making_role"]
+
+
+def test_the_registered_model_has_a_signature_and_its_metadata(trained):
+    settings, _, _ = trained
+    assert alias_version(settings.mlflow, TASK.registered_model, CHAMPION) == "1"
+    served = load_served_model(settings.mlflow, TASK.registered_model, "1")
+    assert served.metadata["feature_names"] == list(FEATURE_NAMES)
+    assert 0 < served.metadata["observed_rates"]["all"] < 1
+    assert served.model_card["details_and_output_of_the_intervention"]["name"].startswith(
+        TASK.registered_model
+    )
+    from mlflow.models import Model
+
+    with settings.mlflow.active():
+        signature = Model.load(f"models:/{TASK.registered_model}/1").signature
+    assert [c.name for c in signature.inputs.inputs] == list(FEATURE_NAMES)
+
+
+@pytest.fixture(scope="module")
+def cohort(trained):
+    """The training cohort again, with each index encounter's Bundle (as an EHR would hold it)."""
+    _, data, _ = trained
+    paths = sorted(data.iterdir())
+    built = build_cohort(paths, TASK, ReadmissionFeatures(load_library()), b"test-secret")
+    bundle_of = {}
+    for path in paths:
+        bundle = load_bundle(path.resolve())
+        for entry in bundle["entry"]:
+            if entry["resource"]["resourceType"] == "Encounter":
+                bundle_of[f"Encounter/{entry['resource']['id']}"] = bundle
+    return built, bundle_of
+
+
+def _discharge_requests(cohort, service, count):
+    """Requests for the latest ``count`` discharges of the cohort, and their examples."""
+    built, bundle_of = cohort
+    chosen = built.examples[-count:]
+    requests = []
+    for example in chosen:
+        store = LocalFhirStore.from_bundles([bundle_of[example.encounter]])
+        (patient_id,) = store.patient_ids()
+        context = {
+            "userId": "Practitioner/1",
+            "patientId": patient_id,
+            "encounterId": example.encounter.removeprefix("Encounter/"),
+        }
+        requests.append(hook_request(store, service, context))
+    return chosen, requests
+
+
+def test_served_predictions_equal_offline_predictions(trained, cohort, tmp_path):
+    settings, _, _ = trained
+    app = app_factory(tmp_path)(mlflow_tracking_uri=settings.mlflow.tracking_uri)
+    state = app.state.lhs
+    service = state.services["lhs-encounter-discharge"]
+    examples, requests = _discharge_requests(cohort, service, 8)
+    offline = load_served_model(settings.mlflow, TASK.registered_model, "1").model.predict_proba(
+        np.array(feature_matrix(examples))
+    )[:, 1]
+
+    async def scenario():
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://cds.test") as client:
+                for request in requests:
+                    response = await client.post(
+                        "/cds-services/lhs-encounter-discharge", json=request
+                    )
+                    assert response.status_code == 200, response.text
+                ready = (await client.get("/readyz")).json()
+                card = (await client.get(f"/models/{TASK.registered_model}/versions/1/card")).json()
+                return ready, card
+
+    ready, card = asyncio.run(scenario())
+    assert ready["models"][TASK.registered_model] == {"status": "ok", "version": "1"}
+    assert card["version"] == "1" and "purpose_of_the_intervention" in card
+    stored = list(reversed(state.store.predictions(TASK.registered_model)))
+    assert [p.model_version for p in stored] == ["1"] * len(examples)
+    assert [p.risk for p in stored] == pytest.approx(list(offline), abs=1e-12)
+    for record, example in zip(stored, examples, strict=True):
+        assert record.features == example.features
+        assert set(record.contributions) == set(FEATURE_NAMES)
+
+
+def test_a_high_risk_discharge_gets_an_explained_card_with_the_model_version(
+    trained, cohort, tmp_path
+):
+    settings, _, _ = trained
+    app = app_factory(tmp_path)(mlflow_tracking_uri=settings.mlflow.tracking_uri)
+    service = app.state.lhs.services["lhs-encounter-discharge"]
+    examples, requests = _discharge_requests(cohort, service, 40)
+    served = load_served_model(settings.mlflow, TASK.registered_model, "1")
+    risks = served.model.predict_proba(np.array(feature_matrix(examples)))[:, 1]
+    assert served.threshold is not None, "the decision curve found no useful threshold"
+    high = [r for r, risk in zip(requests, risks, strict=True) if risk >= served.threshold]
+    assert high, "no discharge in the sample reaches the decision threshold"
+
+    async def scenario():
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://cds.test") as client:
+                return (
+                    await client.post("/cds-services/lhs-encounter-discharge", json=high[0])
+                ).json()
+
+    cards = [
+        c
+        for c in asyncio.run(scenario())["cards"]
+        if c["source"]["topic"]["code"] == TASK.registered_model
+    ]
+    (card,) = cards
+    assert card["summary"].startswith("Readmission risk ")
+    assert "LACE index" in card["detail"] and "Main factors for this patient" in card["detail"]
+    assert card["source"]["label"] == f"LHS model {TASK.registered_model} v1"
+    assert (
+        card["links"][0]["url"] == f"http://cds.test/models/{TASK.registered_model}/versions/1/card"
+    )
+    assert card["suggestions"][0]["actions"][0]["resource"]["resourceType"] == "ServiceRequest"
+
+
+def test_a_new_champion_is_swapped_in_during_requests_without_errors(trained, cohort, tmp_path):
+    settings, _, _ = trained
+    location = settings.mlflow
+    # A second version of the same model, registered as challenger, then promoted mid-stream.
+    import mlflow
+
+    with location.active():
+        source = location.client().get_model_version(TASK.registered_model, "1").source
+        new = mlflow.register_model(source, TASK.registered_model)
+    set_alias(location, TASK.registered_model, CHALLENGER, str(new.version))
+    app = app_factory(tmp_path)(
+        mlflow_tracking_uri=location.tracking_uri, model_refresh_seconds=0.2
+    )
+    state = app.state.lhs
+    service = state.services["lhs-encounter-discharge"]
+    _, requests = _discharge_requests(cohort, service, 3)
+
+    async def scenario():
+        statuses = []
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://cds.test") as client:
+
+                async def stream(seconds):
+                    end = asyncio.get_running_loop().time() + seconds
+                    i = 0
+                    while asyncio.get_running_loop().time() < end:
+                        response = await client.post(
+                            "/cds-services/lhs-encounter-discharge",
+                            json={
+                                **requests[i % 3],
+                                "hookInstance": f"00000000-0000-4000-8000-{i:012d}",
+                            },
+                        )
+                        statuses.append(response.status_code)
+                        i += 1
+
+                first = asyncio.create_task(stream(2.5))
+                await asyncio.sleep(0.5)
+                await asyncio.to_thread(
+                    set_alias, location, TASK.registered_model, CHAMPION, str(new.version)
+                )
+                await first
+                ready = (await client.get("/readyz")).json()
+        return statuses, ready
+
+    try:
+        statuses, ready = asyncio.run(scenario())
+    finally:
+        set_alias(location, TASK.registered_model, CHAMPION, "1")
+    assert statuses and set(statuses) == {200}
+    assert ready["models"][TASK.registered_model]["version"] == str(new.version)
+    served_versions = [
+        p.model_version for p in reversed(state.store.predictions(TASK.registered_model))
+    ]
+    assert served_versions[0] == "1" and served_versions[-1] == str(new.version)
+    # Each call was answered wholly by one version: the swap happened once, in order.
+    switch = served_versions.index(str(new.version))
+    assert set(served_versions[switch:]) == {str(new.version)}
+
+
+def test_without_a_model_the_rules_still_answer_and_readyz_says_so(tmp_path):
+    app = app_factory(tmp_path)()
+    service = app.state.lhs.services["lhs-encounter-discharge"]
+    slot: ModelSlot = app.state.lhs.models[0].slot
+    slot.refresh()
+    assert slot.current is None and slot.status.startswith("missing")
+    assert not (tmp_path / "mlflow").exists(), "checking for a model must not create a store"
+    assert service.recommenders, "the LACE rule still answers encounter-discharge"
+
+
+def test_models_cli_lists_and_promotes(trained):
+    settings, _, _ = trained
+    env = {"LHS_DATA_DIR": str(settings.data_dir)}
+    listing = runner.invoke(cli, ["models", "list"], env=env)
+    assert listing.exit_code == 0
+    assert "lhs-readmission-30d v1 " in listing.output and "@champion" in listing.output
+    latest = versions(settings.mlflow, TASK.registered_model)[-1].version
+    set_alias(settings.mlflow, TASK.registered_model, CHALLENGER, latest)
+    try:
+        promoted = runner.invoke(cli, ["models", "promote", TASK.name], env=env)
+        assert promoted.exit_code == 0, promoted.output
+        assert alias_version(settings.mlflow, TASK.registered_model, CHAMPION) == latest
+    finally:
+        set_alias(settings.mlflow, TASK.registered_model, CHAMPION, "1")
