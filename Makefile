@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export LHS_DATA_DIR ?= data
 
-.PHONY: install run db test lint format lock clean bench
+.PHONY: install run db models mlflow test lint format lock clean bench
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,14 @@ install: $(STAMP)  ## create .venv and install the locked dependencies
 db: install  ## create or migrate the embedded SQLite database (or LHS_DATABASE_URL)
 	$(BIN)/lhs db upgrade
 
-run: db  ## start the service on 127.0.0.1:8000 (authentication off: a local trial)
+models: db  ## train and register a first readmission model if the MLflow store has no @champion
+	$(BIN)/lhs models ensure
+
+run: models  ## start the service on 127.0.0.1:8000 (authentication off: a local trial)
 	LHS_AUTH=$${LHS_AUTH:-off} $(BIN)/lhs serve
+
+mlflow: install  ## the MLflow UI on 127.0.0.1:5000 over the service's tracking store
+	$(BIN)/lhs mlflow
 
 test: install  ## lint, validate the knowledge library and run the whole test suite
 	$(BIN)/ruff check .
