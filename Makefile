@@ -52,5 +52,6 @@ lock:  ## re-resolve requirements.lock from pyproject.toml in a scratch venv
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
 
-bench: install  ## throughput and latency against a bare FastAPI app (needs ../shared); BENCH_ARGS=--no-auth
+bench: install  ## throughput and latency against a bare FastAPI app, then model scoring cost (needs ../shared)
 	$(BIN)/python -m bench.bench $(BENCH_ARGS)
+	$(BIN)/python -m bench.scoring

@@ -16,8 +16,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from cds_service.schemas import Action, Card, Coding, Link, Source, Suggestion
 from fhir_client.record import encounter_entry
 from knowledge.rule import OVERRIDE_REASONS, RULE_TOPIC_SYSTEM, Advice, EvaluationContext
@@ -142,8 +140,7 @@ class ModelRecommender:
         if features is None:
             return None
         row = [features[name] for name in FEATURE_NAMES]
-        risk = float(served.model.predict_proba(np.array([row]))[0, 1])
-        contributions = served.model.contributions(row)
+        risk, contributions = served.model.assess(row)
         prediction = Prediction(
             served.name, served.version, risk, served.threshold, features, contributions
         )

@@ -415,3 +415,36 @@ def test_models_cli_lists_and_promotes(trained):
         assert alias_version(settings.mlflow, TASK.registered_model, CHAMPION) == latest
     finally:
         set_alias(settings.mlflow, TASK.registered_model, CHAMPION, "1")
+    # What `make run` calls: nothing to do when a champion exists ...
+    ensured = runner.invoke(cli, ["models", "ensure"], env=env)
+    assert ensured.exit_code == 0 and "@champion present" in ensured.output
+
+
+def test_models_ensure_without_training_data_leaves_the_rules_to_answer(tmp_path):
+    env = {"LHS_DATA_DIR": str(tmp_path / "data"), "LHS_TRAINING_DATA": str(tmp_path / "none")}
+    result = runner.invoke(cli, ["models", "ensure"], env=env)
+    assert result.exit_code == 0
+    assert "no @champion and no training data" in result.output
+
+
+def test_contributions_of_a_linear_model_are_its_coefficients_times_the_difference():
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from models.risk_model import RiskModel
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(600, 3)) * [1.0, 5.0, 0.5] + [0.0, 40.0, 1.0]
+    y = (rng.uniform(size=600) < 1 / (1 + np.exp(-(X[:, 0] - 0.1 * (X[:, 1] - 40))))).astype(int)
+    calibrated = CalibratedClassifierCV(
+        make_pipeline(StandardScaler(), LogisticRegression()), cv=3, ensemble=False
+    ).fit(X, y)
+    model = RiskModel(calibrated, ["a", "b", "c"], list(X.mean(axis=0)))
+    row = [1.5, 31.0, 0.2]
+    risk, contributions = model.assess(row)
+    assert risk == pytest.approx(model.predict_proba(np.array([row]))[0, 1], abs=1e-12)
+    scaler, linear = model.base[0], model.base[-1]
+    expected = linear.coef_[0] * (np.array(row) - X.mean(axis=0)) / scaler.scale_
+    assert [contributions[k] for k in "abc"] == pytest.approx(list(expected), abs=1e-9)

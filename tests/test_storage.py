@@ -171,3 +171,41 @@ def test_pseudonyms_are_keyed_and_stable(tmp_path):
     assert same != patient_key(key, "https://other.example/fhir", "123")
     assert same != patient_key(b"another key", "https://ehr.example/fhir", "123")
     assert "123" not in same and len(same) == 64
+
+
+def test_predictions_are_stored_with_their_call_and_survive_the_spool(store, tmp_path):
+    from cds_service.spool import Spool
+    from cds_service.storage.repository import PredictionInput
+
+    card = _card("Readmission risk 23%")
+    prediction = PredictionInput(
+        "lhs-readmission-30d",
+        "3",
+        0.23,
+        0.14,
+        {"age_years": 81.0, "ed_visits_6m": 2.0},
+        {"age_years": 0.4, "ed_visits_6m": 0.7},
+        card.uuid,
+    )
+    store.record_invocation(
+        _invocation(hook="encounter-discharge"),
+        [IssuedCardInput(card, "lhs-readmission-30d", "3")],
+        [prediction],
+    )
+    # The database was down for the next call: spooled with its prediction, replayed later.
+    spool = Spool(tmp_path / "spool")
+    spool.spool_invocation(
+        _invocation(hook_instance="spooled", hook="encounter-discharge"),
+        [],
+        [
+            PredictionInput(
+                "lhs-readmission-30d", "3", 0.05, 0.14, {"age_years": 40.0}, {"age_years": -0.2}
+            )
+        ],
+    )
+    assert spool.drain(store) == 1
+    stored = store.predictions("lhs-readmission-30d")
+    assert [(p.risk, p.card_uuid) for p in stored] == [(0.05, None), (0.23, card.uuid)]
+    assert stored[1].features == {"age_years": 81.0, "ed_visits_6m": 2.0}
+    assert stored[1].contributions["ed_visits_6m"] == 0.7
+    assert stored[0].patient_key == "k" * 64 and stored[1].model_version == "3"
