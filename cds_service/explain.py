@@ -1,4 +1,4 @@
-"""Why a card was shown: its rule, the version's citations, the inputs, and what happened next."""
+"""Why a card was shown: its rule (or model), citations, inputs, and what happened next."""
 
 from __future__ import annotations
 
@@ -18,6 +18,21 @@ def _artifact(rule_id: str, version: str) -> RuleArtifact | None:
         )
     except KeyError:
         return None  # not a rule artifact (e.g. the data-availability notice) or an unknown version
+
+
+def _prediction(store: Store, card_uuid: str) -> dict[str, Any] | None:
+    """For a model's card: the model version, the risk and the features it was computed from."""
+    prediction = store.prediction_for_card(card_uuid)
+    if prediction is None:
+        return None
+    return {
+        "model": prediction.model_name,
+        "version": prediction.model_version,
+        "risk": prediction.risk,
+        "threshold": prediction.threshold,
+        "features": prediction.features,
+        "contributions": prediction.contributions,
+    }
 
 
 def explain_card(store: Store, card_uuid: str) -> dict[str, Any] | None:
@@ -42,6 +57,7 @@ def explain_card(store: Store, card_uuid: str) -> dict[str, Any] | None:
         else [],
         "thresholds": artifact.thresholds if artifact else {},
         "inputs": card.inputs,
+        "prediction": _prediction(store, card_uuid),
         "feedback": [
             {
                 "outcome": f.outcome,

@@ -20,6 +20,18 @@ from numpy.typing import NDArray
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
 
+SKOPS_TRUSTED_TYPES: tuple[str, ...] = (
+    "models.risk_model.RiskModel",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+)
+"""Types beyond scikit-learn's public estimators that a stored RiskModel may contain.
+
+Models are stored in the skops format, which (unlike pickle) instantiates only types on a
+list at load time: a tampered artifact cannot run arbitrary code in the service.
+"""
+
 
 class RiskModel(ClassifierMixin, BaseEstimator):
     def __init__(

@@ -38,7 +38,7 @@ from evaluation.plots import calibration_plot, decision_curve_plot, precision_re
 from models.cohort import Cohort, Example, feature_matrix
 from models.features import FEATURE_LABELS, FEATURE_NAMES, FEATURE_SET_VERSION
 from models.registry import CHALLENGER, CHAMPION, MlflowLocation, alias_version, set_alias
-from models.risk_model import RiskModel
+from models.risk_model import SKOPS_TRUSTED_TYPES, RiskModel
 from models.tasks import PredictionTask
 
 THRESHOLD_GRID = np.round(np.arange(0.01, 0.51, 0.01), 2)
@@ -302,7 +302,8 @@ def train_task(
                     info = mlflow.sklearn.log_model(
                         candidate.model,
                         name="model",
-                        serialization_format="cloudpickle",
+                        serialization_format="skops",
+                        skops_trusted_types=list(SKOPS_TRUSTED_TYPES),
                         input_example=example,
                         signature=infer_signature(
                             example, candidate.model.predict_proba(example)[:, 1]

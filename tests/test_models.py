@@ -311,16 +311,22 @@ def test_a_high_risk_discharge_gets_an_explained_card_with_the_model_version(
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://cds.test") as client:
-                return (
-                    await client.post("/cds-services/lhs-encounter-discharge", json=high[0])
-                ).json()
+                answer = await client.post("/cds-services/lhs-encounter-discharge", json=high[0])
+                model_cards = [
+                    c
+                    for c in answer.json()["cards"]
+                    if c["source"]["topic"]["code"] == TASK.registered_model
+                ]
+                (shown,) = model_cards
+                explained = await client.get(f"/cards/{shown['uuid']}/explanation")
+                return shown, explained.json()
 
-    cards = [
-        c
-        for c in asyncio.run(scenario())["cards"]
-        if c["source"]["topic"]["code"] == TASK.registered_model
-    ]
-    (card,) = cards
+    card, explanation = asyncio.run(scenario())
+    # The explanation traces the card to the model version and the exact feature vector.
+    assert explanation["prediction"]["model"] == TASK.registered_model
+    assert explanation["prediction"]["version"] == "1"
+    assert explanation["prediction"]["risk"] >= served.threshold
+    assert set(explanation["prediction"]["features"]) == set(FEATURE_NAMES)
     assert card["summary"].startswith("Readmission risk ")
     assert "LACE index" in card["detail"] and "Main factors for this patient" in card["detail"]
     assert card["source"]["label"] == f"LHS model {TASK.registered_model} v1"

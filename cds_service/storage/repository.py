@@ -255,6 +255,11 @@ class Store:
         with Session(self.engine) as session:
             return list(session.exec(query))
 
+    def prediction_for_card(self, card_uuid: str) -> PredictionRecord | None:
+        with Session(self.engine) as session:
+            query = select(PredictionRecord).where(PredictionRecord.card_uuid == card_uuid)
+            return session.exec(query).first()
+
     def cards_for_invocation(self, invocation_id: int) -> list[IssuedCard]:
         with Session(self.engine) as session:
             return list(
