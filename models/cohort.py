@@ -7,7 +7,9 @@ encounter starts within the horizon after it. Excluded, with counts reported:
 - emergency visits followed within the admission-link window by an inpatient stay: the
   patient was admitted, not discharged (the stay is the index instead);
 - discharges whose follow-up window reaches past the end of the data (outcome unknown);
-- patients who died within the window without an event (a competing risk, not a negative).
+- patients who died within the window without an event (a competing risk, not a negative);
+- encounters with an implausible period (an emergency visit over 2 days, a stay over a year):
+  data errors, not discharges.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from models.tasks import PredictionTask
 
 _ACUTE = frozenset({"IMP", "EMER"})
 _LINK = timedelta(hours=24)
+_LONGEST_PLAUSIBLE = {"EMER": timedelta(days=2), "IMP": timedelta(days=365)}
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,9 @@ def _index_encounters(
     ]
     index = []
     for e in acute:
+        if e.end - e.start > _LONGEST_PLAUSIBLE[e.class_code]:  # type: ignore[operator,index]
+            excluded["implausible encounter period"] += 1
+            continue
         admitted = e.class_code == "EMER" and any(
             f.class_code == "IMP" and e.end <= f.start <= e.end + _LINK  # type: ignore[operator]
             for f in acute

@@ -23,6 +23,10 @@ FEATURE_SET_VERSION = "1"
 _ACUTE_CLASSES = frozenset({"IMP", "EMER"})
 _REFUTED = frozenset({"refuted", "entered-in-error"})
 _YEAR = timedelta(days=365)
+MAX_STAY_DAYS = 30
+"""Longer stays count as 30 days: LACE itself stops adding points at 14 days, and one
+erroneous period (an "emergency visit" of 55 years occurs in the synthetic data) must not
+dominate a linear model."""
 
 
 @dataclass(frozen=True)
@@ -101,7 +105,7 @@ class ReadmissionFeatures:
         features = {
             "age_years": float(age) if age is not None else 0.0,
             "male": 1.0 if record.gender == "male" else 0.0,
-            "length_of_stay_days": float(lace.length_of_stay_days),
+            "length_of_stay_days": float(min(lace.length_of_stay_days, MAX_STAY_DAYS)),
             "emergency_visit": 1.0 if lace.stay.class_code == "EMER" else 0.0,
             "acute_admission": 1.0 if lace.acute_admission else 0.0,
             "charlson_index": float(lace.charlson),

@@ -110,7 +110,7 @@ def _fit(
     estimator: BaseEstimator,
     X: np.ndarray,
     y: np.ndarray,
-    groups: list[str],
+    groups: list[int],
     options: TrainingOptions,
 ) -> _Fitted:
     from sklearn.metrics import roc_auc_score
@@ -166,7 +166,10 @@ def train_task(
         raise ValueError("the cohort is too small or has only one outcome class to train on")
     X, y = np.array(feature_matrix(train)), np.array([e.label for e in train])
     X_test, y_test = np.array(feature_matrix(test)), np.array([e.label for e in test])
-    groups = [e.patient_key for e in train]
+    # Folds group by patient; numbering patients by first appearance (not by their keyed
+    # pseudonym) keeps the folds, and so the model, the same whatever the site's secret key.
+    numbering: dict[str, int] = {}
+    groups = [numbering.setdefault(e.patient_key, len(numbering)) for e in train]
     lace_test = np.array([e.lace_score for e in test], dtype=float)
     progress(
         f"cohort: {len(cohort.examples)} discharges of {cohort.patients} patients, "

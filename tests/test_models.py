@@ -141,6 +141,7 @@ def test_labels_come_from_later_encounters_within_the_horizon(tmp_path, extracto
         _encounter("c", "IMP", START + timedelta(days=80), 48),  # 68 days after b: b negative
         _encounter("end", "AMB", START + timedelta(days=200), 1),  # the data run until here
         _encounter("d", "EMER", START + timedelta(days=190), 2),  # follow-up incomplete
+        _encounter("e", "EMER", START - timedelta(days=900), 24 * 5),  # a 5-day "ED visit"
     ]
     bundle = tmp_path / "p1.json"
     bundle.write_text(
@@ -150,6 +151,7 @@ def test_labels_come_from_later_encounters_within_the_horizon(tmp_path, extracto
     labels = {e.encounter: e.label for e in cohort.examples}
     assert labels == {"Encounter/a": 1, "Encounter/b": 0, "Encounter/c": 0}
     assert cohort.excluded["follow-up incomplete"] == 1
+    assert cohort.excluded["implausible encounter period"] == 1
 
 
 # --- training, registry and serving ------------------------------------------------------
