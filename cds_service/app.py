@@ -39,6 +39,7 @@ from cds_service.invocation import (
 )
 from cds_service.limits import RequestLimitsMiddleware
 from cds_service.observability import Metrics, RequestContextMiddleware, hook_instance_var
+from cds_service.outcomes import NotABundle, parse_outcomes
 from cds_service.pseudonym import load_or_create_key, patient_key
 from cds_service.schemas import (
     CDSResponse,
@@ -46,6 +47,8 @@ from cds_service.schemas import (
     FeedbackItem,
     FeedbackRequest,
     HookRequest,
+    OutcomeBundle,
+    OutcomeResponse,
     ServiceDescription,
 )
 from cds_service.site_settings import EffectiveSetting, apply_settings, load_settings
@@ -63,6 +66,7 @@ from hooks.services import SERVICE_SPECS, service_definition
 from knowledge.library import KnowledgeLibrary, load_library
 from knowledge.rule import Advice
 from models.features import ReadmissionFeatures
+from models.labels import label_predictions
 from models.serving import ModelRecommender, ModelSlot
 from models.tasks import TASKS
 
@@ -247,10 +251,26 @@ def _lifespan(state: AppState) -> Callable[[FastAPI], AbstractAsyncContextManage
                 await asyncio.sleep(state.settings.model_refresh_seconds)
                 await refresh_models()
 
+        async def label_closed_windows() -> None:
+            while True:
+                try:
+                    counts = await run_in_threadpool(
+                        label_predictions, state.store, datetime.now(UTC)
+                    )
+                    if counts.labelled:
+                        logger.info("labelled %d predictions", counts.labelled)
+                except SQLAlchemyError:
+                    logger.warning("labelling postponed: database unavailable")
+                await asyncio.sleep(state.settings.label_interval_seconds)
+
         # The champions are loaded before the first request is taken.
         await refresh_models()
 
-        tasks = [asyncio.create_task(drain_forever()), asyncio.create_task(follow_champions())]
+        tasks = [
+            asyncio.create_task(drain_forever()),
+            asyncio.create_task(follow_champions()),
+            asyncio.create_task(label_closed_windows()),
+        ]
         try:
             yield
         finally:
@@ -437,6 +457,55 @@ def _add_routes(app: FastAPI, state: AppState) -> None:
             return JSONResponse({**counts, "unknownCards": []}, status_code=202)
         return FeedbackResponse(**counts, unknownCards=outcome.unknown_cards)
 
+    @app.post(
+        "/outcomes",
+        response_model=OutcomeResponse,
+        tags=["learning"],
+        dependencies=protected,
+        responses={
+            **_ERRORS,
+            400: {
+                "model": ErrorResponse,
+                "description": "Not a Bundle, or some entries are invalid; the valid ones were stored "
+                "(counts in the body).",
+            },
+        },
+    )
+    async def outcomes(body: OutcomeBundle, fhirServer: str | None = None) -> Any:
+        """Feed in what happened to patients (Encounter, Condition, Observation, Procedure).
+
+        Send a Bundle (transaction, batch, collection, history or a Subscription
+        notification). `fhirServer` is the EHR's FHIR base URL as sent in its hook calls, so
+        outcomes link to the same pseudonymous patients. Re-sending is harmless.
+        """
+        try:
+            parsed = parse_outcomes(body.model_dump(mode="json"), state.pseudonym_key, fhirServer)
+        except NotABundle as error:
+            return error_response(400, str(error))
+        try:
+            counts = await run_in_threadpool(state.store.record_outcomes, parsed.items)
+        except SQLAlchemyError:
+            logger.warning("outcomes not stored: database unavailable")
+            return error_response(503, "the store is unavailable; send the Bundle again later")
+        state.metrics.outcomes.labels("stored").inc(counts.stored)
+        state.metrics.outcomes.labels("rejected").inc(len(parsed.errors))
+        result = {
+            "stored": counts.stored,
+            "updated": counts.updated,
+            "duplicates": counts.duplicates,
+            "notifications": parsed.notifications,
+            "withoutResource": parsed.without_resource,
+        }
+        if parsed.errors:
+            return error_response(
+                400,
+                f"{len(parsed.errors)} entr{'y is' if len(parsed.errors) == 1 else 'ies are'} "
+                "invalid; the others were stored",
+                parsed.errors,
+                **result,
+            )
+        return result
+
     @app.get(
         "/cards/{card_uuid}/explanation",
         tags=["transparency"],
@@ -605,6 +674,8 @@ async def _store_invocation(
             p.threshold,
             p.features,
             p.contributions,
+            p.prediction_time,
+            p.horizon_days,
             # A card suppressed as an overridden repeat was not shown: no uuid to link.
             p.advice.card.uuid if p.advice and p.advice.card.uuid in shown else None,
         )

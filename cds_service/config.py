@@ -94,6 +94,12 @@ class Settings(BaseSettings):
         description="How often the service asks the registry whether @champion moved to another "
         "version (then it loads that version and swaps it in without dropping requests).",
     )
+    label_interval_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="How often served predictions whose outcome window has closed are labelled "
+        "from the outcomes received (and relabelled when late outcomes arrive).",
+    )
     training_data: Path = Field(
         Path("../shared/fhir/synthea"),
         description="Folder of FHIR patient Bundles that `lhs train` (and the first `make run`) "

@@ -131,6 +131,21 @@ def ensure(
         train(task.name, data=folder, promote=True)
 
 
+@models_app.command()
+def label() -> None:
+    """Label served predictions whose outcome window has closed (the service does this too)."""
+    from datetime import UTC, datetime
+
+    from cds_service.storage.db import create_db_engine
+    from cds_service.storage.repository import Store
+    from models.labels import label_predictions
+
+    settings = Settings()
+    store = Store(create_db_engine(settings.resolved_database_url))
+    counts = label_predictions(store, datetime.now(UTC))
+    typer.echo(f"labelled {counts.labelled} predictions ({counts.positive} with the outcome)")
+
+
 def mlflow_ui(
     port: Annotated[int, typer.Option(help="Port of the MLflow UI.")] = 5000,
 ) -> None:

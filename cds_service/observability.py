@@ -123,6 +123,12 @@ class Metrics:
             ["model", "version"],
             registry=r,
         )
+        self.outcomes = Counter(
+            "lhs_outcome_resources_total",
+            "Outcome resources received, stored or rejected.",
+            ["result"],
+            registry=r,
+        )
         self.model_swaps = Counter(
             "lhs_model_swaps_total",
             "Times a new @champion version was loaded and swapped in.",

@@ -208,6 +208,25 @@ class FeedbackItem(_Request):
         return self
 
 
+class OutcomeBundle(_Request):
+    """A FHIR Bundle of outcome resources; entries are validated one by one (see outcomes.py)."""
+
+    resourceType: Literal["Bundle"]
+    type: str
+    entry: list[Any] = []
+
+
+class OutcomeResponse(BaseModel):
+    stored: int
+    updated: int
+    """Resources sent before whose content changed (corrections): the new version replaced them."""
+    duplicates: int
+    notifications: int
+    """Subscription status entries acknowledged."""
+    withoutResource: int
+    """Entries that only reference a resource (id-only notifications); `lhs sync` fetches them."""
+
+
 class FeedbackRequest(_Request):
     # Items are validated one by one (FeedbackItem) so that a malformed item is named
     # and rejected without losing the valid items sent with it.

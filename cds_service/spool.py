@@ -17,6 +17,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -130,5 +131,10 @@ def _replay(store: Store, record: dict[str, Any]) -> None:
         store.record_invocation(
             Invocation.model_validate(record["invocation"]),
             cards,
-            [PredictionInput(**p) for p in record.get("predictions", ())],
+            [
+                PredictionInput(
+                    **{**p, "prediction_time": datetime.fromisoformat(p["prediction_time"])}
+                )
+                for p in record.get("predictions", ())
+            ],
         )

@@ -152,7 +152,7 @@ def build_cohort(
             discharged: datetime = stay.end  # type: ignore[assignment]
             window_end = discharged + horizon
             event = any(
-                e.class_code in _ACUTE
+                e.class_code in task.outcome_encounter_classes
                 and e.start is not None
                 and discharged < e.start <= window_end
                 for e in encounters

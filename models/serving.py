@@ -14,6 +14,7 @@ import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from cds_service.schemas import Action, Card, Coding, Link, Source, Suggestion
@@ -107,6 +108,9 @@ class Prediction:
     threshold: float | None
     features: Mapping[str, float]
     contributions: Mapping[str, float]
+    prediction_time: datetime
+    """The moment the features describe (the discharge); the outcome window starts here."""
+    horizon_days: int
     advice: Advice | None = None
 
 
@@ -142,7 +146,14 @@ class ModelRecommender:
         row = [features[name] for name in FEATURE_NAMES]
         risk, contributions = served.model.assess(row)
         prediction = Prediction(
-            served.name, served.version, risk, served.threshold, features, contributions
+            served.name,
+            served.version,
+            risk,
+            served.threshold,
+            features,
+            contributions,
+            at,
+            self.task.horizon_days,
         )
         if served.threshold is None or risk < served.threshold:
             return prediction

@@ -15,6 +15,8 @@ class PredictionTask:
     outcome: str
     prediction_time: str
     horizon_days: int
+    outcome_encounter_classes: frozenset[str]
+    """An encounter of one of these classes starting within the horizon is the outcome."""
     decision_range: tuple[float, float]
     """Risk thresholds at which acting is clinically reasonable; the decision curve picks one."""
     decision_range_rationale: str
@@ -29,6 +31,7 @@ READMISSION_30D = PredictionTask(
     "after discharge from a hospital stay or an emergency department visit.",
     prediction_time="At discharge (the end of the index encounter); only data recorded by then.",
     horizon_days=30,
+    outcome_encounter_classes=frozenset({"IMP", "EMER"}),
     decision_range=(0.10, 0.30),
     decision_range_rationale="Transitional care (medication reconciliation, early follow-up, "
     "a call after discharge) is low-harm: offering it to between about 3 and 10 patients to "

@@ -58,7 +58,7 @@ def test_db_upgrade_creates_the_embedded_database(tmp_path):
     env = {"LHS_DATA_DIR": str(tmp_path / "data"), "LHS_DATABASE_URL": ""}
     result = runner.invoke(cli, ["db", "upgrade"], env=env)
     assert result.exit_code == 0, result.output
-    assert "revision 0004" in result.output
+    assert "revision 0005" in result.output
     assert (tmp_path / "data" / "lhs.db").exists()
 
 

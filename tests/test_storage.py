@@ -63,7 +63,7 @@ def _feedback(card_uuid: str, **overrides) -> tuple[FeedbackItem, dict]:
 def test_migrations_match_the_models_and_are_idempotent(database_url):
     upgrade_database(database_url)
     upgrade_database(database_url)
-    assert current_revision(database_url) == "0004"
+    assert current_revision(database_url) == "0005"
     engine = create_db_engine(database_url)
     with engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
@@ -173,6 +173,9 @@ def test_pseudonyms_are_keyed_and_stable(tmp_path):
     assert "123" not in same and len(same) == 64
 
 
+DISCHARGE = datetime(2021, 3, 1, 12, tzinfo=UTC)
+
+
 def test_predictions_are_stored_with_their_call_and_survive_the_spool(store, tmp_path):
     from cds_service.spool import Spool
     from cds_service.storage.repository import PredictionInput
@@ -185,6 +188,8 @@ def test_predictions_are_stored_with_their_call_and_survive_the_spool(store, tmp
         0.14,
         {"age_years": 81.0, "ed_visits_6m": 2.0},
         {"age_years": 0.4, "ed_visits_6m": 0.7},
+        DISCHARGE,
+        30,
         card.uuid,
     )
     store.record_invocation(
@@ -199,7 +204,14 @@ def test_predictions_are_stored_with_their_call_and_survive_the_spool(store, tmp
         [],
         [
             PredictionInput(
-                "lhs-readmission-30d", "3", 0.05, 0.14, {"age_years": 40.0}, {"age_years": -0.2}
+                "lhs-readmission-30d",
+                "3",
+                0.05,
+                0.14,
+                {"age_years": 40.0},
+                {"age_years": -0.2},
+                DISCHARGE + timedelta(days=1),
+                30,
             )
         ],
     )
@@ -209,3 +221,5 @@ def test_predictions_are_stored_with_their_call_and_survive_the_spool(store, tmp
     assert stored[1].features == {"age_years": 81.0, "ed_visits_6m": 2.0}
     assert stored[1].contributions["ed_visits_6m"] == 0.7
     assert stored[0].patient_key == "k" * 64 and stored[1].model_version == "3"
+    assert stored[0].prediction_time == DISCHARGE + timedelta(days=1)
+    assert stored[1].label is None  # the outcome window is still open

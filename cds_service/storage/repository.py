@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, delete, func, insert
+from sqlalchemy import Engine, bindparam, delete, func, insert, or_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from cds_service.outcomes import OutcomeInput
 from cds_service.schemas import Card, FeedbackItem
 from cds_service.storage.tables import (
     FeedbackRecord,
     Invocation,
     IssuedCard,
+    OutcomeEvent,
     PredictionRecord,
     SeenJti,
     utcnow,
@@ -43,7 +47,16 @@ class PredictionInput:
     threshold: float | None
     features: Mapping[str, float]
     contributions: Mapping[str, float]
+    prediction_time: datetime
+    horizon_days: int
     card_uuid: str | None = None
+
+
+@dataclass(frozen=True)
+class OutcomeCounts:
+    stored: int
+    updated: int
+    duplicates: int
 
 
 @dataclass(frozen=True)
@@ -143,6 +156,8 @@ class Store:
                     "contributions": dict(p.contributions),
                     "card_uuid": p.card_uuid,
                     "predicted_at": now,
+                    "prediction_time": p.prediction_time,
+                    "horizon_days": p.horizon_days,
                 }
                 for invocation_id, (invocation, _, predictions) in zip(ids, calls, strict=True)
                 for p in predictions
@@ -254,6 +269,96 @@ class Store:
             query = query.where(PredictionRecord.model_name == model_name)
         with Session(self.engine) as session:
             return list(session.exec(query))
+
+    def record_outcomes(self, items: Sequence[OutcomeInput]) -> OutcomeCounts:
+        """Store outcome events; a re-sent resource is a duplicate, a changed one replaces it."""
+        latest: dict[str, OutcomeInput] = {}
+        for item in items:  # the same resource twice in one batch: its last version counts
+            latest[item.resource_key] = item
+        for attempt in range(2):
+            try:
+                return self._record_outcomes(list(latest.values()), len(items) - len(latest))
+            except IntegrityError:
+                if attempt:  # a concurrent writer stored the same new resource twice over
+                    raise
+        raise AssertionError("unreachable")
+
+    def _record_outcomes(self, items: list[OutcomeInput], repeated: int) -> OutcomeCounts:
+        now = utcnow()
+        with self.engine.begin() as connection:
+            existing = (
+                dict(
+                    connection.execute(
+                        select(OutcomeEvent.resource_key, OutcomeEvent.content_hash).where(
+                            col(OutcomeEvent.resource_key).in_([i.resource_key for i in items])
+                        )
+                    ).all()
+                )
+                if items
+                else {}
+            )
+            new = [i for i in items if i.resource_key not in existing]
+            changed = [
+                i
+                for i in items
+                if i.resource_key in existing and existing[i.resource_key] != i.content_hash
+            ]
+            if new:
+                connection.execute(
+                    insert(OutcomeEvent),
+                    [{**dataclasses.asdict(i), "received_at": now} for i in new],
+                )
+            for item in changed:
+                connection.execute(
+                    update(OutcomeEvent)
+                    .where(col(OutcomeEvent.resource_key) == item.resource_key)
+                    .values(**dataclasses.asdict(item), received_at=now)
+                )
+        return OutcomeCounts(
+            stored=len(new),
+            updated=len(changed),
+            duplicates=len(items) - len(new) - len(changed) + repeated,
+        )
+
+    def outcome_events(self, patient_keys: Sequence[str]) -> list[OutcomeEvent]:
+        with Session(self.engine) as session:
+            query = select(OutcomeEvent).where(col(OutcomeEvent.patient_key).in_(patient_keys))
+            return list(session.exec(query))
+
+    def predictions_to_label(self, now: datetime) -> list[PredictionRecord]:
+        """Predictions whose window has closed and that have no label yet, or whose patient
+        had outcome data arrive after they were labelled (late data)."""
+        latest_arrival = (
+            select(OutcomeEvent.patient_key, func.max(OutcomeEvent.received_at).label("arrived"))
+            .group_by(col(OutcomeEvent.patient_key))
+            .subquery()
+        )
+        query = (
+            select(PredictionRecord)
+            .outerjoin(latest_arrival, latest_arrival.c.patient_key == PredictionRecord.patient_key)
+            .where(
+                or_(
+                    col(PredictionRecord.labelled_at).is_(None),
+                    latest_arrival.c.arrived > PredictionRecord.labelled_at,
+                )
+            )
+        )
+        with Session(self.engine) as session:
+            found = list(session.exec(query))
+        return [p for p in found if p.prediction_time + timedelta(days=p.horizon_days) <= now]
+
+    def set_labels(self, labels: Mapping[int, int]) -> None:
+        """Store labels, stamped with the wall-clock time (compared with outcomes' arrival)."""
+        if not labels:
+            return
+        now = utcnow()
+        with self.engine.begin() as connection:
+            for prediction_id, label in labels.items():
+                connection.execute(
+                    update(PredictionRecord)
+                    .where(col(PredictionRecord.id) == prediction_id)
+                    .values(label=label, labelled_at=now)
+                )
 
     def prediction_for_card(self, card_uuid: str) -> PredictionRecord | None:
         with Session(self.engine) as session:

@@ -165,3 +165,38 @@ class PredictionRecord(SQLModel, table=True):
     )
     card_uuid: str | None = Field(default=None, max_length=64)
     predicted_at: datetime = _utc_column(index=True)
+    prediction_time: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    """The clinical moment the features describe (the discharge), from which the outcome
+    window runs; differs from ``predicted_at`` when historical data are replayed."""
+    horizon_days: int = 30
+    label: int | None = None
+    """1 if the outcome happened within the window, 0 if not; None while the window is open."""
+    labelled_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+
+
+class OutcomeEvent(SQLModel, table=True):
+    """A clinical event fed in after the fact (outcomes endpoint or ``lhs sync``), minimised.
+
+    ``resource_key`` (a keyed hash of the FHIR server and resource id) makes a re-sent
+    resource replace its earlier version; nothing here identifies the patient.
+    """
+
+    __tablename__ = "outcome_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    resource_key: str = Field(unique=True, max_length=64)
+    patient_key: str = Field(index=True, max_length=64)
+    resource_type: str = Field(max_length=32)
+    status: str = Field(default="", max_length=64)
+    class_code: str | None = Field(default=None, max_length=32)
+    codes: list[str] = _json_column()
+    started_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True, index=True)
+    )
+    ended_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    value: float | None = None
+    unit: str | None = Field(default=None, max_length=64)
+    content_hash: str = Field(max_length=64)
+    received_at: datetime = _utc_column(index=True)

@@ -1,4 +1,4 @@
-"""Model predictions with their feature vectors.
+"""Model predictions with their feature vectors and, once their window has closed, labels.
 
 Revision ID: 0004
 Revises: 0003
@@ -31,11 +31,16 @@ def upgrade() -> None:
         sa.Column("contributions", sa.JSON(), nullable=False),
         sa.Column("card_uuid", sa.String(length=64), nullable=True),
         sa.Column("predicted_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("prediction_time", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("horizon_days", sa.Integer(), nullable=False),
+        sa.Column("label", sa.Integer(), nullable=True),
+        sa.Column("labelled_at", sa.DateTime(timezone=True), nullable=True),
     )
     op.create_index("ix_prediction_invocation_id", "prediction", ["invocation_id"])
     op.create_index("ix_prediction_patient_key", "prediction", ["patient_key"])
     op.create_index("ix_prediction_model_name", "prediction", ["model_name"])
     op.create_index("ix_prediction_predicted_at", "prediction", ["predicted_at"])
+    op.create_index("ix_prediction_prediction_time", "prediction", ["prediction_time"])
 
 
 def downgrade() -> None:

@@ -1,0 +1,212 @@
+"""Outcomes fed in as FHIR data: validated entry by entry, idempotent, pseudonymous; and the
+labels of served predictions computed when their window closes, updated by late data."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session, select
+
+from cds_service.pseudonym import patient_key
+from cds_service.storage.repository import PredictionInput
+from cds_service.storage.tables import Invocation, OutcomeEvent
+from models.labels import label_predictions
+from tests.service_app import app_factory
+
+EHR = "https://ehr.example.org/fhir"
+DISCHARGE = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
+def _encounter(eid: str, klass: str, start: datetime, status: str = "finished") -> dict:
+    return {
+        "resourceType": "Encounter",
+        "id": eid,
+        "status": status,
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": klass},
+        "subject": {"reference": "Patient/pat-42"},
+        "period": {"start": start.isoformat(), "end": (start + timedelta(hours=5)).isoformat()},
+    }
+
+
+def _bundle(*resources: dict, kind: str = "collection") -> dict:
+    return {"resourceType": "Bundle", "type": kind, "entry": [{"resource": r} for r in resources]}
+
+
+CONDITION = {
+    "resourceType": "Condition",
+    "id": "c1",
+    "subject": {"reference": "Patient/pat-42"},
+    "code": {"coding": [{"system": "http://snomed.info/sct", "code": "84114007"}]},
+    "onsetDateTime": "2026-03-05",
+}
+OBSERVATION = {
+    "resourceType": "Observation",
+    "id": "o1",
+    "status": "final",
+    "subject": {"reference": "Patient/pat-42"},
+    "code": {"coding": [{"system": "http://loinc.org", "code": "2160-0"}]},
+    "effectiveDateTime": "2026-03-05T08:00:00Z",
+    "valueQuantity": {"value": 1.9, "unit": "mg/dL"},
+}
+PROCEDURE = {
+    "resourceType": "Procedure",
+    "id": "p1",
+    "status": "completed",
+    "subject": {"reference": "Patient/pat-42"},
+    "code": {"coding": [{"system": "http://snomed.info/sct", "code": "232717009"}]},
+    "performedDateTime": "2026-03-06T10:00:00Z",
+}
+
+
+@pytest.fixture
+def client(tmp_path, database_url):
+    with TestClient(app_factory(tmp_path)(database_url=database_url)) as client:
+        yield client
+
+
+def test_valid_entries_are_stored_and_bad_ones_named_without_blocking_them(client):
+    bad_date = {**OBSERVATION, "id": "o2", "effectiveDateTime": "yesterday"}
+    not_outcome = {"resourceType": "MedicationRequest", "id": "m1"}
+    no_patient = {**PROCEDURE, "id": "p2", "subject": None}
+    bundle = _bundle(
+        _encounter("e1", "EMER", DISCHARGE + timedelta(days=9)),
+        CONDITION,
+        OBSERVATION,
+        bad_date,
+        PROCEDURE,
+        not_outcome,
+        no_patient,
+    )
+    response = client.post("/outcomes", params={"fhirServer": EHR}, json=bundle)
+    assert response.status_code == 400
+    body = response.json()
+    assert (body["stored"], body["updated"], body["duplicates"]) == (4, 0, 0)
+    fields = [d["field"] for d in body["details"]]
+    assert fields[0].startswith("entry.3.resource.effectiveDateTime")
+    assert fields[1:] == ["entry.5.resource.resourceType", "entry.6.resource"]
+
+    # Re-sent: nothing twice. A corrected resource replaces its earlier version.
+    again = client.post("/outcomes", params={"fhirServer": EHR}, json=_bundle(CONDITION, PROCEDURE))
+    assert again.status_code == 200
+    assert again.json() | {} == {
+        "stored": 0,
+        "updated": 0,
+        "duplicates": 2,
+        "notifications": 0,
+        "withoutResource": 0,
+    }
+    corrected = {**CONDITION, "onsetDateTime": "2026-03-04"}
+    assert (
+        client.post("/outcomes", params={"fhirServer": EHR}, json=_bundle(corrected)).json()[
+            "updated"
+        ]
+        == 1
+    )
+
+    store = client.app.state.lhs.store
+    with Session(store.engine) as session:
+        rows = list(session.exec(select(OutcomeEvent)))
+    assert len(rows) == 4
+    assert {r.patient_key for r in rows} == {patient_key(b"test-secret", EHR, "pat-42")}
+    # Minimised and pseudonymous: no patient or resource id is kept.
+    values = [str(v) for r in rows for v in r.model_dump().values()]
+    assert not [
+        v for v in values if "pat-42" in v or "Patient/" in v or v in {"e1", "c1", "o1", "p1"}
+    ]
+    condition = next(r for r in rows if r.resource_type == "Condition")
+    assert condition.started_at == datetime(2026, 3, 4, tzinfo=UTC)
+
+
+def test_subscription_notifications_are_acknowledged_and_their_resources_stored(client):
+    notification = {
+        "resourceType": "Bundle",
+        "type": "history",
+        "entry": [
+            {
+                "resource": {
+                    "resourceType": "Parameters",
+                    "parameter": [{"name": "type", "valueCode": "event-notification"}],
+                }
+            },
+            {"fullUrl": f"{EHR}/Encounter/e7", "resource": _encounter("e7", "IMP", DISCHARGE)},
+            {"fullUrl": f"{EHR}/Encounter/e8"},  # id-only: fetch it with lhs sync
+        ],
+    }
+    response = client.post("/outcomes", params={"fhirServer": EHR}, json=notification)
+    assert response.status_code == 200
+    assert response.json() == {
+        "stored": 1,
+        "updated": 0,
+        "duplicates": 0,
+        "notifications": 1,
+        "withoutResource": 1,
+    }
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"resourceType": "Patient", "id": "x"},
+        {"resourceType": "Bundle", "type": "document", "entry": []},
+        {"resourceType": "Bundle", "type": "collection", "entry": "nope"},
+    ],
+)
+def test_what_is_not_an_outcome_bundle_gets_a_clear_400(client, body):
+    response = client.post("/outcomes", json=body)
+    assert response.status_code == 400
+    assert response.json()["error"] == "bad_request"
+
+
+def _store_prediction(store, key: str, when: datetime) -> None:
+    invocation = Invocation(
+        hook_instance="3f1a2b4c-0000-4000-8000-000000000001",
+        service_id="lhs-encounter-discharge",
+        hook="encounter-discharge",
+        patient_key=key,
+        status_code=200,
+    )
+    prediction = PredictionInput(
+        "lhs-readmission-30d", "1", 0.2, 0.12, {"age_years": 70.0}, {"age_years": 0.1}, when, 30
+    )
+    store.record_invocation(invocation, [], [prediction])
+
+
+def test_labels_wait_for_the_window_to_close_and_late_outcomes_update_them(client):
+    store = client.app.state.lhs.store
+    key = patient_key(b"test-secret", EHR, "pat-42")
+    _store_prediction(store, key, DISCHARGE)
+    # The window is open: no label yet.
+    assert label_predictions(store, DISCHARGE + timedelta(days=29)).labelled == 0
+    closed = DISCHARGE + timedelta(days=31)
+    # Closed with no outcome received: 0. An admission 40 days later does not count.
+    client.post(
+        "/outcomes",
+        params={"fhirServer": EHR},
+        json=_bundle(_encounter("late", "IMP", DISCHARGE + timedelta(days=40))),
+    )
+    assert label_predictions(store, closed).positive == 0
+    (prediction,) = store.predictions("lhs-readmission-30d")
+    assert prediction.label == 0
+    # Nothing new arrived: nothing to relabel.
+    assert label_predictions(store, closed + timedelta(days=1)).labelled == 0
+    # A late-reported emergency visit 12 days after discharge turns the label into 1.
+    client.post(
+        "/outcomes",
+        params={"fhirServer": EHR},
+        json=_bundle(_encounter("ed", "EMER", DISCHARGE + timedelta(days=12))),
+    )
+    counts = label_predictions(store, closed + timedelta(days=2))
+    assert (counts.labelled, counts.positive) == (1, 1)
+    (prediction,) = store.predictions("lhs-readmission-30d")
+    assert prediction.label == 1
+    # The same visit entered in error is void: the label returns to 0.
+    client.post(
+        "/outcomes",
+        params={"fhirServer": EHR},
+        json=_bundle(_encounter("ed", "EMER", DISCHARGE + timedelta(days=12), "entered-in-error")),
+    )
+    label_predictions(store, closed + timedelta(days=3))
+    (prediction,) = store.predictions("lhs-readmission-30d")
+    assert prediction.label == 0
