@@ -14,7 +14,7 @@ import typer
 from cds_service.clients_cli import clients_app
 from cds_service.config import Settings
 from cds_service.knowledge_cli import knowledge_app
-from cds_service.models_cli import mlflow_ui, models_app, train
+from cds_service.models_cli import mlflow_ui, models_app, retrain, train
 
 app = typer.Typer(help="Learning health system CDS Hooks service.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
@@ -23,6 +23,7 @@ app.add_typer(knowledge_app, name="knowledge")
 app.add_typer(clients_app, name="clients")
 app.add_typer(models_app, name="models")
 app.command()(train)
+app.command()(retrain)
 app.command("mlflow")(mlflow_ui)
 
 

@@ -5,22 +5,89 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cds_service.config import Settings
+from cds_service.storage.repository import Store
+from cds_service.storage.tables import ModelDecision
+from evaluation.gate import GatePolicy
 from models.registry import CHALLENGER, CHAMPION, alias_version, set_alias, versions
-from models.tasks import TASKS
+from models.tasks import TASKS, PredictionTask
+
+if TYPE_CHECKING:
+    from models.cohort import Cohort
+
+_CHAMPION_MOVES = frozenset({"promoted", "approved", "manual", "rolled-back"})
 
 models_app = typer.Typer(help="Predictive models in the MLflow registry.", no_args_is_help=True)
 
 
-def _task(name: str):  # type: ignore[no-untyped-def]
+def _task(name: str) -> PredictionTask:
     if name not in TASKS:
         raise typer.BadParameter(f"unknown task {name!r}; tasks: {', '.join(TASKS)}")
     return TASKS[name]
+
+
+def _progress() -> Callable[[str], None]:
+    started = time.perf_counter()
+
+    def say(message: str) -> None:
+        typer.echo(f"[{time.perf_counter() - started:6.1f}s] {message}")
+
+    return say
+
+
+def _cohort(
+    settings: Settings,
+    prediction_task: PredictionTask,
+    data: Path | None,
+    say: Callable[[str], None],
+) -> Cohort:
+    """The task's cohort from a folder of FHIR patient Bundles, with progress."""
+    from cds_service.pseudonym import load_or_create_key
+    from cds_service.sweep import patient_bundles
+    from knowledge.library import load_library
+    from models.cohort import build_cohort
+    from models.features import ReadmissionFeatures
+
+    folder = data or settings.training_data
+    if not folder.is_dir():
+        raise typer.BadParameter(f"no such folder: {folder}", param_hint="--data")
+    paths = list(patient_bundles(folder))
+    key = (
+        settings.pseudonym_key.get_secret_value().encode()
+        if settings.pseudonym_key
+        else load_or_create_key(settings.data_dir / "pseudonym.key")
+    )
+
+    def loaded(done: int) -> None:
+        if done % 100 == 0 or done == len(paths):
+            say(f"read {done}/{len(paths)} patient records")
+
+    return build_cohort(
+        paths, prediction_task, ReadmissionFeatures(load_library()), key, progress=loaded
+    )
+
+
+def _store(settings: Settings) -> Store:
+    """The service's store, which records model decisions; it must be migrated."""
+    from alembic.script import ScriptDirectory
+
+    from cds_service.storage.db import create_db_engine
+    from cds_service.storage.migrate import alembic_config, current_revision
+
+    url = settings.resolved_database_url
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    if current_revision(url) != head:
+        typer.echo(
+            "the database is not migrated: run `lhs db upgrade` (or `make db`) first", err=True
+        )
+        raise typer.Exit(2)
+    return Store(create_db_engine(url))
 
 
 def train(
@@ -36,37 +103,12 @@ def train(
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the CIs.")] = 500,
 ) -> None:
     """Build the cohort, train and evaluate the candidates, log to MLflow and register the best."""
-    from cds_service.pseudonym import load_or_create_key
-    from cds_service.sweep import patient_bundles
-    from knowledge.library import load_library
-    from models.cohort import build_cohort
-    from models.features import ReadmissionFeatures
     from models.training import TrainingOptions, train_task
 
     settings = Settings()
     prediction_task = _task(task)
-    folder = data or settings.training_data
-    if not folder.is_dir():
-        raise typer.BadParameter(f"no such folder: {folder}", param_hint="--data")
-    started = time.perf_counter()
-
-    def say(message: str) -> None:
-        typer.echo(f"[{time.perf_counter() - started:6.1f}s] {message}")
-
-    paths = list(patient_bundles(folder))
-    key = (
-        settings.pseudonym_key.get_secret_value().encode()
-        if settings.pseudonym_key
-        else load_or_create_key(settings.data_dir / "pseudonym.key")
-    )
-
-    def loaded(done: int) -> None:
-        if done % 100 == 0 or done == len(paths):
-            say(f"read {done}/{len(paths)} patient records")
-
-    cohort = build_cohort(
-        paths, prediction_task, ReadmissionFeatures(load_library()), key, progress=loaded
-    )
+    say = _progress()
+    cohort = _cohort(settings, prediction_task, data, say)
     result = train_task(
         prediction_task,
         cohort,
@@ -78,6 +120,47 @@ def train(
     say(
         f"done: {result.selected} {verdict} LACE on the test period "
         f"(AUROC difference {result.auroc_gain_over_lace}); threshold {result.threshold}"
+    )
+
+
+def retrain(
+    task: Annotated[str, typer.Argument(help=f"Task to retrain: {', '.join(TASKS)}.")],
+    data: Annotated[
+        Path | None, typer.Option(help="Folder of the original training Bundles.")
+    ] = None,
+    require_approval: Annotated[
+        bool,
+        typer.Option(
+            "--require-approval",
+            help="A challenger that passes the gate waits for `lhs models promote TASK --approve`.",
+        ),
+    ] = False,
+    margin: Annotated[
+        float, typer.Option(help="Non-inferiority margin on AUROC for the gate.")
+    ] = GatePolicy.auroc_margin,
+    seed: Annotated[int, typer.Option(help="Seed for folds, trees and bootstrap.")] = 42,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the CIs.")] = 500,
+) -> None:
+    """Train a challenger on the original data plus labelled served predictions; gate it."""
+    from models.retraining import retrain as run_retrain
+    from models.training import TrainingOptions
+
+    settings = Settings()
+    prediction_task = _task(task)
+    say = _progress()
+    result = run_retrain(
+        prediction_task,
+        _cohort(settings, prediction_task, data, say),
+        _store(settings),
+        settings.mlflow,
+        policy=GatePolicy(auroc_margin=margin, bootstrap_rounds=bootstrap, seed=seed),
+        options=TrainingOptions(seed=seed, bootstrap_rounds=bootstrap),
+        require_approval=require_approval,
+        progress=say,
+    )
+    say(
+        f"{result.decision}: challenger v{result.challenger_version}, champion before "
+        f"v{result.champion_version}; {result.served_examples} served examples used"
     )
 
 
@@ -100,6 +183,13 @@ def promote(
     version: Annotated[
         str | None, typer.Argument(help="Version to make champion (default: the @challenger).")
     ] = None,
+    approve: Annotated[
+        bool,
+        typer.Option(
+            "--approve", help="Approve a challenger that passed the gate and awaits approval."
+        ),
+    ] = False,
+    by: Annotated[str, typer.Option(help="Who decides (recorded).")] = "operator",
 ) -> None:
     """Point @champion at a version; running services swap it in at their next check."""
     settings = Settings()
@@ -107,8 +197,75 @@ def promote(
     target = version or alias_version(settings.mlflow, name, CHALLENGER)
     if target is None:
         raise typer.BadParameter(f"{name} has no @challenger; name a version")
+    store = _store(settings)
+    pending = [d for d in store.decisions(name) if d.challenger_version == target]
+    if approve and (not pending or pending[-1].decision != "awaiting-approval"):
+        raise typer.BadParameter(f"version {target} is not awaiting approval after the gate")
+    before = alias_version(settings.mlflow, name, CHAMPION)
     set_alias(settings.mlflow, name, CHAMPION, target)
-    typer.echo(f"{name} @champion -> version {target}")
+    reasons = (
+        ["approved after passing the gate", *pending[-1].reasons]
+        if approve
+        else ["promoted by hand, without the gate"]
+    )
+    store.record_decision(
+        ModelDecision(
+            model_name=name,
+            decision="approved" if approve else "manual",
+            champion_version=before,
+            challenger_version=target,
+            reasons=reasons,
+            decided_by=by,
+        )
+    )
+    typer.echo(f"{name} @champion -> version {target} (was {before})")
+
+
+@models_app.command()
+def rollback(
+    task: Annotated[str, typer.Argument(help="Task whose last promotion to undo.")],
+    by: Annotated[str, typer.Option(help="Who decides (recorded).")] = "operator",
+) -> None:
+    """Put @champion back on the version it had before the last promotion."""
+    settings = Settings()
+    name = _task(task).registered_model
+    store = _store(settings)
+    moves = [
+        d
+        for d in store.decisions(name)
+        if d.decision in _CHAMPION_MOVES and d.champion_version is not None
+    ]
+    current = alias_version(settings.mlflow, name, CHAMPION)
+    last = next((d for d in reversed(moves) if d.challenger_version == current), None)
+    if last is None:
+        raise typer.BadParameter(f"no recorded promotion of {name} v{current} to undo")
+    set_alias(settings.mlflow, name, CHAMPION, last.champion_version)  # type: ignore[arg-type]
+    store.record_decision(
+        ModelDecision(
+            model_name=name,
+            decision="rolled-back",
+            champion_version=current,
+            challenger_version=last.champion_version,
+            reasons=[
+                f"rollback of the {last.decision} decision of {last.decided_at:%Y-%m-%d %H:%M}"
+            ],
+            decided_by=by,
+        )
+    )
+    typer.echo(f"{name} @champion -> version {last.champion_version} (rolled back from {current})")
+
+
+@models_app.command()
+def decisions(task: Annotated[str, typer.Argument(help="Task whose decisions to list.")]) -> None:
+    """Every promotion, refusal, approval and rollback, with its reasons."""
+    settings = Settings()
+    for d in _store(settings).decisions(_task(task).registered_model):
+        typer.echo(
+            f"{d.decided_at:%Y-%m-%d %H:%M} {d.decision:<17} v{d.champion_version} -> "
+            f"v{d.challenger_version} by {d.decided_by}"
+        )
+        for reason in d.reasons:
+            typer.echo(f"    {reason}")
 
 
 @models_app.command()

@@ -46,6 +46,9 @@ class Example:
     lace_score: int
     sex: str
     age_band: str
+    feedback: str | None = None
+    """For served predictions: the clinician's response to the card (accepted, overridden,
+    none, no card); None for examples from the records."""
 
 
 @dataclass

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from cds_service.cli import app as cli
 from cds_service.config import Settings
+from cds_service.storage.migrate import upgrade_database
 from cds_service.sweep import hook_request
 from evaluation.metrics import (
     calibration_intercept,
@@ -171,6 +172,7 @@ def trained(tmp_path_factory):
     )
     assert result.exit_code == 0, result.output
     settings = Settings(data_dir=root / "data", pseudonym_key="test-secret")
+    upgrade_database(settings.resolved_database_url)  # as `make run` does before anything else
     return settings, data, result.output
 
 
@@ -456,3 +458,116 @@ def test_contributions_of_a_linear_model_are_its_coefficients_times_the_differen
     scaler, linear = model.base[0], model.base[-1]
     expected = linear.coef_[0] * (np.array(row) - X.mean(axis=0)) / scaler.scale_
     assert [contributions[k] for k in "abc"] == pytest.approx(list(expected), abs=1e-9)
+
+
+def test_retraining_on_served_predictions_is_gated_recorded_and_can_be_rolled_back(
+    trained, cohort, tmp_path
+):
+    from cds_service.schemas import Card, FeedbackItem, Source, Suggestion
+    from cds_service.storage.db import create_db_engine
+    from cds_service.storage.repository import IssuedCardInput, PredictionInput, Store
+    from cds_service.storage.tables import Invocation
+
+    settings, data, _ = trained
+    database_url = f"sqlite:///{tmp_path / 'lhs.db'}"
+    upgrade_database(database_url)
+    store = Store(create_db_engine(database_url))
+    # The latest 150 discharges come back as served, labelled predictions; a card was shown
+    # for every fifth, and accepted for every tenth.
+    built, _ = cohort
+    served = built.examples[-150:]
+    accepted = 0
+    for i, example in enumerate(served):
+        card = Card(
+            summary="Readmission risk",
+            indicator="warning",
+            source=Source(label="LHS"),
+            suggestions=[Suggestion(label="Transitional care follow-up")],
+            selectionBehavior="at-most-one",
+        )
+        with_card = i % 5 == 0
+        store.record_invocation(
+            Invocation(
+                hook_instance=f"00000000-0000-4000-8000-{i:012d}",
+                service_id="lhs-encounter-discharge",
+                hook="encounter-discharge",
+                patient_key=example.patient_key,
+                status_code=200,
+            ),
+            [IssuedCardInput(card, TASK.registered_model, "1")] if with_card else [],
+            [
+                PredictionInput(
+                    TASK.registered_model,
+                    "1",
+                    0.1,
+                    0.12,
+                    example.features,
+                    {},
+                    example.predicted_at,
+                    30,
+                    card.uuid if with_card else None,
+                )
+            ],
+        )
+        if with_card:
+            outcome = "accepted" if i % 10 == 0 else "overridden"
+            accepted += outcome == "accepted"
+            raw = {
+                "card": card.uuid,
+                "outcome": outcome,
+                "outcomeTimestamp": "2021-04-01T00:00:00Z",
+            }
+            if outcome == "accepted":
+                raw["acceptedSuggestions"] = [{"id": card.suggestions[0].uuid}]
+            store.record_feedback(
+                "lhs-encounter-discharge", [FeedbackItem.model_validate(raw)], [raw]
+            )
+    labels = {
+        p.id: e.label
+        for p, e in zip(store.predictions(TASK.registered_model)[::-1], served, strict=True)
+    }
+    store.set_labels(labels)
+
+    env = {
+        "LHS_DATA_DIR": str(settings.data_dir),
+        "LHS_DATABASE_URL": database_url,
+        "LHS_PSEUDONYM_KEY": "test-secret",
+    }
+    result = runner.invoke(
+        cli,
+        ["retrain", TASK.name, "--data", str(data), "--require-approval", "--bootstrap", "100"],
+        env=env,
+    )
+    assert result.exit_code == 0, result.output
+    assert "150 served examples used" in result.output
+    (decision,) = store.decisions(TASK.registered_model)
+    assert decision.decision in {"awaiting-approval", "rejected"}
+    assert decision.champion_version == "1" and decision.reasons
+    assert alias_version(settings.mlflow, TASK.registered_model, CHAMPION) == "1"
+
+    client = settings.mlflow.client()
+    gate_run = client.get_run(decision.mlflow_run_id)
+    assert gate_run.data.tags["decision"] == decision.decision
+    assert gate_run.data.tags["treated_excluded"] == str(accepted)
+    assert gate_run.data.metrics["feedback.accepted.n"] == accepted
+    assert "challenger_auroc" in gate_run.data.metrics and "champion_auroc" in gate_run.data.metrics
+
+    challenger = decision.challenger_version
+    approve = runner.invoke(cli, ["models", "promote", TASK.name, challenger, "--approve"], env=env)
+    try:
+        if decision.decision == "awaiting-approval":
+            assert approve.exit_code == 0, approve.output
+            assert alias_version(settings.mlflow, TASK.registered_model, CHAMPION) == challenger
+        else:
+            assert approve.exit_code != 0  # a refused challenger cannot be approved
+            manual = runner.invoke(cli, ["models", "promote", TASK.name, challenger], env=env)
+            assert manual.exit_code == 0, manual.output
+        # Rollback is one command, and it is recorded.
+        rolled = runner.invoke(cli, ["models", "rollback", TASK.name], env=env)
+        assert rolled.exit_code == 0, rolled.output
+        assert alias_version(settings.mlflow, TASK.registered_model, CHAMPION) == "1"
+        assert [d.decision for d in store.decisions(TASK.registered_model)][-1] == "rolled-back"
+        listing = runner.invoke(cli, ["models", "decisions", TASK.name], env=env)
+        assert "rolled-back" in listing.output and decision.decision in listing.output
+    finally:
+        set_alias(settings.mlflow, TASK.registered_model, CHAMPION, "1")

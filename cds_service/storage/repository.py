@@ -23,6 +23,7 @@ from cds_service.storage.tables import (
     FeedbackRecord,
     Invocation,
     IssuedCard,
+    ModelDecision,
     OutcomeEvent,
     PredictionRecord,
     SeenJti,
@@ -359,6 +360,41 @@ class Store:
                     .where(col(PredictionRecord.id) == prediction_id)
                     .values(label=label, labelled_at=now)
                 )
+
+    def record_decision(self, decision: ModelDecision) -> None:
+        with Session(self.engine) as session:
+            session.add(decision)
+            session.commit()
+
+    def decisions(self, model_name: str) -> list[ModelDecision]:
+        """Decisions about a model, oldest first."""
+        with Session(self.engine) as session:
+            query = (
+                select(ModelDecision)
+                .where(ModelDecision.model_name == model_name)
+                .order_by(col(ModelDecision.id))
+            )
+            return list(session.exec(query))
+
+    def latest_feedback(self, card_uuids: Sequence[str]) -> dict[str, str]:
+        """The latest feedback outcome (accepted, overridden) per card we issued."""
+        if not card_uuids:
+            return {}
+        query = (
+            select(FeedbackRecord.issued_card_uuid, FeedbackRecord.outcome)
+            .where(col(FeedbackRecord.issued_card_uuid).in_(card_uuids))
+            .order_by(col(FeedbackRecord.outcome_timestamp))
+        )
+        with Session(self.engine) as session:
+            return {uuid: outcome for uuid, outcome in session.exec(query) if uuid}
+
+    def labelled_predictions(self, model_name: str) -> list[PredictionRecord]:
+        with Session(self.engine) as session:
+            query = select(PredictionRecord).where(
+                PredictionRecord.model_name == model_name,
+                col(PredictionRecord.label).is_not(None),
+            )
+            return list(session.exec(query.order_by(col(PredictionRecord.prediction_time))))
 
     def prediction_for_card(self, card_uuid: str) -> PredictionRecord | None:
         with Session(self.engine) as session:

@@ -200,3 +200,22 @@ class OutcomeEvent(SQLModel, table=True):
     unit: str | None = Field(default=None, max_length=64)
     content_hash: str = Field(max_length=64)
     received_at: datetime = _utc_column(index=True)
+
+
+class ModelDecision(SQLModel, table=True):
+    """Each change, or refusal to change, of the model a service uses, with its reasons."""
+
+    __tablename__ = "model_decision"
+
+    id: int | None = Field(default=None, primary_key=True)
+    model_name: str = Field(index=True, max_length=128)
+    decision: str = Field(max_length=32)
+    """promoted, rejected, awaiting-approval, approved, manual or rolled-back."""
+    champion_version: str | None = Field(default=None, max_length=32)
+    """The champion before the decision."""
+    challenger_version: str | None = Field(default=None, max_length=32)
+    """The version the decision is about (the new champion if it moved)."""
+    reasons: list[str] = _json_column()
+    mlflow_run_id: str | None = Field(default=None, max_length=64)
+    decided_by: str = Field(max_length=256)
+    decided_at: datetime = _utc_column(index=True)

@@ -1,0 +1,228 @@
+"""Retraining on what practice taught: served predictions with their outcomes, then the gate.
+
+The snapshot is the original training cohort plus every served prediction whose outcome
+window has closed, as the feature vector computed at the bedside (no recomputation, so no
+training-serving skew) with its label. Patients whose card was **accepted** are left out
+of training and evaluation: the intervention changed their outcome, and learning from it
+would teach the model that high-risk patients do well. They are reported separately.
+
+The challenger is trained as ``lhs train`` does, then champion and challenger are scored
+on the same latest window of untreated patients, and the gate (evaluation/gate.py)
+decides. Everything is logged to MLflow and recorded in the store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from cds_service.storage.repository import Store
+from cds_service.storage.tables import ModelDecision
+from evaluation.gate import GateDecision, GatePolicy, decide
+from evaluation.metrics import evaluate_risks
+from knowledge.calculators.lace import lace_index
+from models.cohort import Cohort, Example, age_band, feature_matrix
+from models.registry import CHAMPION, MlflowLocation, alias_version, set_alias
+from models.serving import load_served_model
+from models.tasks import PredictionTask
+from models.training import TrainingOptions, temporal_split, train_task
+
+TREATED = "accepted"
+
+
+@dataclass(frozen=True)
+class RetrainResult:
+    decision: str
+    champion_version: str | None
+    challenger_version: str
+    gate: GateDecision | None
+    served_examples: int
+    treated_excluded: int
+    run_id: str | None
+
+
+def served_examples(store: Store, task: PredictionTask) -> list[Example]:
+    """Labelled served predictions as examples, with the feedback on their card."""
+    predictions = store.labelled_predictions(task.registered_model)
+    feedback = store.latest_feedback([p.card_uuid for p in predictions if p.card_uuid])
+    examples = []
+    for p in predictions:
+        f = p.features
+        lace = lace_index(
+            length_of_stay_days=int(f["length_of_stay_days"]),
+            acute_admission=bool(f["acute_admission"]),
+            charlson=int(f["charlson_index"]),
+            ed_visits_6_months=int(f["ed_visits_6m"]),
+        )
+        examples.append(
+            Example(
+                patient_key=p.patient_key,
+                encounter=f"prediction/{p.id}",
+                predicted_at=p.prediction_time,
+                features={k: float(v) for k, v in f.items()},
+                label=int(p.label or 0),
+                lace_score=lace.score,
+                sex="male" if f["male"] else "female",
+                age_band=age_band(int(f["age_years"])),
+                feedback=feedback.get(p.card_uuid or "", "no card" if not p.card_uuid else "none"),
+            )
+        )
+    return examples
+
+
+def retrain(
+    task: PredictionTask,
+    base: Cohort,
+    store: Store,
+    location: MlflowLocation,
+    *,
+    policy: GatePolicy = GatePolicy(),
+    options: TrainingOptions = TrainingOptions(),
+    require_approval: bool = False,
+    decided_by: str = "lhs retrain",
+    progress: Callable[[str], Any] = lambda _: None,
+) -> RetrainResult:
+    import mlflow
+
+    served = served_examples(store, task)
+    treated = [e for e in served if e.feedback == TREATED]
+    untreated = [e for e in served if e.feedback != TREATED]
+    snapshot = Cohort(
+        examples=sorted(base.examples + untreated, key=lambda e: (e.predicted_at, e.patient_key)),
+        excluded=base.excluded
+        + Counter({"card accepted (outcome changed by treatment)": len(treated)}),
+        patients=base.patients + len({e.patient_key for e in untreated}),
+        data_end=base.data_end,
+    )
+    progress(
+        f"snapshot: {len(base.examples)} original + {len(untreated)} served examples "
+        f"({len(treated)} with an accepted card left out)"
+    )
+    champion = alias_version(location, task.registered_model, CHAMPION)
+    trained = train_task(
+        task, snapshot, location, dataclasses.replace(options, promote=False), progress=progress
+    )
+    if champion is None:
+        _record(
+            store,
+            task,
+            "promoted",
+            None,
+            trained.version,
+            ["no champion: the first model serves"],
+            None,
+            decided_by,
+        )
+        return RetrainResult(
+            "promoted", None, trained.version, None, len(served), len(treated), None
+        )
+
+    _, window, _ = temporal_split(snapshot.examples, options.test_fraction)
+    X = np.array(feature_matrix(window))
+    y = np.array([e.label for e in window], dtype=float)
+    old = load_served_model(location, task.registered_model, champion).model
+    new = load_served_model(location, task.registered_model, trained.version).model
+    p_old, p_new = old.predict_proba(X)[:, 1], new.predict_proba(X)[:, 1]
+    gate = decide(
+        y,
+        p_old,
+        p_new,
+        {"sex": [e.sex for e in window], "age band": [e.age_band for e in window]},
+        policy,
+    )
+    if gate.promote and not require_approval:
+        outcome = "promoted"
+        set_alias(location, task.registered_model, CHAMPION, trained.version)
+    else:
+        outcome = "awaiting-approval" if gate.promote else "rejected"
+    progress(f"gate: {outcome} (challenger v{trained.version} against champion v{champion})")
+    for reason in gate.reasons:
+        progress(f"  {reason}")
+
+    with location.active():
+        experiment_id = location.experiment_id(task.name)
+        with mlflow.start_run(
+            experiment_id=experiment_id, run_name=f"gate v{trained.version} vs v{champion}"
+        ) as run:
+            mlflow.set_tags(
+                {
+                    "task": task.name,
+                    "kind": "promotion-gate",
+                    "decision": outcome,
+                    "champion_version": champion,
+                    "challenger_version": trained.version,
+                    "challenger_run_id": trained.run_id,
+                    "dataset.sha256": snapshot.digest(),
+                    "served_examples": str(len(served)),
+                    "treated_excluded": str(len(treated)),
+                }
+            )
+            mlflow.log_params(dataclasses.asdict(policy) | {"require_approval": require_approval})
+            metrics: dict[str, float] = {
+                "window_size": float(len(window)),
+                "window_events": float(y.sum()),
+            }
+            for prefix, values in (("champion", gate.champion), ("challenger", gate.challenger)):
+                for name, estimate in values.items():
+                    metrics[f"{prefix}_{name}"] = estimate.value
+            metrics["auroc_gain"] = gate.auroc_gain.value
+            metrics["auroc_gain_ci_low"] = gate.auroc_gain.low
+            for name, gain in gate.subgroup_gains.items():
+                safe = name.replace("=", ".").replace(" ", "_").replace("+", "plus")
+                metrics[f"subgroup_auroc_gain.{safe}"] = gain
+            metrics |= _champion_by_feedback(old, served)
+            mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
+            mlflow.log_text("\n".join(gate.reasons) + "\n", "gate_decision.txt")
+    _record(
+        store, task, outcome, champion, trained.version, gate.reasons, run.info.run_id, decided_by
+    )
+    return RetrainResult(
+        outcome, champion, trained.version, gate, len(served), len(treated), run.info.run_id
+    )
+
+
+def _champion_by_feedback(model: Any, served: list[Example]) -> dict[str, float]:
+    """The champion's observed and predicted outcome rates per feedback group (accepted,
+    overridden, no card): where treatment changed outcomes, the two part."""
+    found: dict[str, float] = {}
+    for group in sorted({e.feedback for e in served}):
+        members = [e for e in served if e.feedback == group]
+        risks = model.predict_proba(np.array(feature_matrix(members)))[:, 1]
+        labels = np.array([e.label for e in members], dtype=float)
+        key = group.replace(" ", "_")
+        found[f"feedback.{key}.n"] = float(len(members))
+        found[f"feedback.{key}.observed_rate"] = float(labels.mean())
+        found[f"feedback.{key}.mean_predicted"] = float(risks.mean())
+        if 0 < labels.sum() < len(labels):
+            found[f"feedback.{key}.auroc"] = evaluate_risks(
+                labels, risks, rounds=0, names=("auroc",)
+            )["auroc"].value
+    return found
+
+
+def _record(
+    store: Store,
+    task: PredictionTask,
+    decision: str,
+    champion: str | None,
+    challenger: str,
+    reasons: list[str],
+    run_id: str | None,
+    decided_by: str,
+) -> None:
+    store.record_decision(
+        ModelDecision(
+            model_name=task.registered_model,
+            decision=decision,
+            champion_version=champion,
+            challenger_version=challenger,
+            reasons=reasons,
+            mlflow_run_id=run_id,
+            decided_by=decided_by,
+        )
+    )
