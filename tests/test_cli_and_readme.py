@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,18 @@ def test_readme_examples_run_as_printed(live_service, tmp_path):
     assert '"services"' in joined
     assert "[CRITICAL]" in joined
     assert '"unknownCards"' in joined
+
+
+def test_readme_outcomes_example_runs_as_printed(live_service):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Learning from practice", 1)[1]
+    block = re.search(r"```sh\n(.*?)```", section, re.S).group(1)
+    script = textwrap.dedent(block).replace("http://127.0.0.1:8000", live_service)
+    completed = subprocess.run(
+        ["bash", "-c", f"set -euo pipefail\n{script}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout)["stored"] == 1
