@@ -62,6 +62,7 @@ from cds_service.storage.repository import (
 )
 from cds_service.storage.tables import Invocation
 from cds_service.storage.writer import InvocationWriter
+from evaluation.feedback_analytics import feedback_analytics
 from hooks.services import SERVICE_SPECS, service_definition
 from knowledge.library import KnowledgeLibrary, load_library
 from knowledge.rule import Advice
@@ -505,6 +506,26 @@ def _add_routes(app: FastAPI, state: AppState) -> None:
                 **result,
             )
         return result
+
+    @app.get("/analytics/feedback", tags=["learning"], dependencies=protected)
+    async def analytics(
+        since: datetime | None = None, until: datetime | None = None
+    ) -> dict[str, Any]:
+        """Acceptance and override rates per rule, version, hook, user role and week; override
+        reasons; cards per call. Default period: the last 90 days."""
+        end = until or datetime.now(UTC)
+        start = since or end - timedelta(days=90)
+        rows, burden = await run_in_threadpool(
+            lambda: (
+                state.store.card_feedback_rows(start, end),
+                state.store.cards_per_call(start, end),
+            )
+        )
+        return {
+            "since": start.isoformat(),
+            "until": end.isoformat(),
+            **feedback_analytics(rows, burden).as_dict(),
+        }
 
     @app.get(
         "/cards/{card_uuid}/explanation",

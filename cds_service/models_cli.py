@@ -73,7 +73,7 @@ def _cohort(
     )
 
 
-def _store(settings: Settings) -> Store:
+def open_store(settings: Settings) -> Store:
     """The service's store, which records model decisions; it must be migrated."""
     from alembic.script import ScriptDirectory
 
@@ -151,7 +151,7 @@ def retrain(
     result = run_retrain(
         prediction_task,
         _cohort(settings, prediction_task, data, say),
-        _store(settings),
+        open_store(settings),
         settings.mlflow,
         policy=GatePolicy(auroc_margin=margin, bootstrap_rounds=bootstrap, seed=seed),
         options=TrainingOptions(seed=seed, bootstrap_rounds=bootstrap),
@@ -197,7 +197,7 @@ def promote(
     target = version or alias_version(settings.mlflow, name, CHALLENGER)
     if target is None:
         raise typer.BadParameter(f"{name} has no @challenger; name a version")
-    store = _store(settings)
+    store = open_store(settings)
     pending = [d for d in store.decisions(name) if d.challenger_version == target]
     if approve and (not pending or pending[-1].decision != "awaiting-approval"):
         raise typer.BadParameter(f"version {target} is not awaiting approval after the gate")
@@ -229,7 +229,7 @@ def rollback(
     """Put @champion back on the version it had before the last promotion."""
     settings = Settings()
     name = _task(task).registered_model
-    store = _store(settings)
+    store = open_store(settings)
     moves = [
         d
         for d in store.decisions(name)
@@ -259,7 +259,7 @@ def rollback(
 def decisions(task: Annotated[str, typer.Argument(help="Task whose decisions to list.")]) -> None:
     """Every promotion, refusal, approval and rollback, with its reasons."""
     settings = Settings()
-    for d in _store(settings).decisions(_task(task).registered_model):
+    for d in open_store(settings).decisions(_task(task).registered_model):
         typer.echo(
             f"{d.decided_at:%Y-%m-%d %H:%M} {d.decision:<17} v{d.champion_version} -> "
             f"v{d.challenger_version} by {d.decided_by}"

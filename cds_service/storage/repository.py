@@ -29,6 +29,7 @@ from cds_service.storage.tables import (
     SeenJti,
     utcnow,
 )
+from evaluation.feedback_analytics import CardRow
 
 
 @dataclass(frozen=True)
@@ -395,6 +396,58 @@ class Store:
                 col(PredictionRecord.label).is_not(None),
             )
             return list(session.exec(query.order_by(col(PredictionRecord.prediction_time))))
+
+    def card_feedback_rows(self, since: datetime, until: datetime) -> list[CardRow]:
+        """Every card shown in [since, until) with its call's hook and user and its latest feedback."""
+        cards = (
+            select(IssuedCard, Invocation.hook, Invocation.user_reference)
+            .join(Invocation, col(Invocation.id) == col(IssuedCard.invocation_id))
+            .where(col(IssuedCard.created_at) >= since, col(IssuedCard.created_at) < until)
+        )
+        with Session(self.engine) as session:
+            shown = list(session.exec(cards))
+            uuids = [card.uuid for card, _, _ in shown]
+            latest: dict[str, FeedbackRecord] = {}
+            for start in range(0, len(uuids), 500):
+                query = (
+                    select(FeedbackRecord)
+                    .where(col(FeedbackRecord.issued_card_uuid).in_(uuids[start : start + 500]))
+                    .order_by(col(FeedbackRecord.outcome_timestamp))
+                )
+                for item in session.exec(query):
+                    latest[item.issued_card_uuid] = item  # type: ignore[index]
+        rows = []
+        for card, hook, user in shown:
+            answer = latest.get(card.uuid)
+            rows.append(
+                CardRow(
+                    rule_id=card.rule_id,
+                    rule_version=card.rule_version,
+                    hook=hook,
+                    indicator=card.indicator,
+                    user_role=(user or "unknown").split("/", 1)[0],
+                    shown_at=card.created_at,
+                    outcome=answer.outcome if answer else None,
+                    override_reason=(answer.override_reason_display or answer.override_reason_code)
+                    if answer
+                    else None,
+                    answered_at=answer.outcome_timestamp if answer else None,
+                )
+            )
+        return rows
+
+    def cards_per_call(self, since: datetime, until: datetime) -> dict[str, list[int]]:
+        """Cards returned by each answered call in [since, until), per hook."""
+        query = select(Invocation.hook, Invocation.card_count).where(
+            col(Invocation.received_at) >= since,
+            col(Invocation.received_at) < until,
+            col(Invocation.status_code) == 200,
+        )
+        found: dict[str, list[int]] = {}
+        with Session(self.engine) as session:
+            for hook, count in session.exec(query):
+                found.setdefault(hook, []).append(count)
+        return found
 
     def prediction_for_card(self, card_uuid: str) -> PredictionRecord | None:
         with Session(self.engine) as session:
