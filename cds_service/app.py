@@ -507,14 +507,28 @@ def _add_routes(app: FastAPI, state: AppState) -> None:
             )
         return result
 
-    @app.get("/analytics/feedback", tags=["learning"], dependencies=protected)
+    @app.get(
+        "/analytics/feedback",
+        tags=["learning"],
+        dependencies=protected,
+        responses={400: _ERRORS[400], 401: _UNAUTHORIZED_RESPONSE},
+    )
     async def analytics(
         since: datetime | None = None, until: datetime | None = None
     ) -> dict[str, Any]:
         """Acceptance and override rates per rule, version, hook, user role and week; override
         reasons; cards per call. Default period: the last 90 days."""
-        end = until or datetime.now(UTC)
-        start = since or end - timedelta(days=90)
+        end = _aware(until) if until else datetime.now(UTC)
+        try:
+            start = _aware(since) if since else end - timedelta(days=90)
+        except OverflowError:
+            start = datetime.min.replace(tzinfo=UTC)
+        if start >= end:
+            return error_response(  # type: ignore[return-value]
+                400,
+                "the period is empty: since must be before until",
+                [{"field": "since", "message": "not before until"}],
+            )
         rows, burden = await run_in_threadpool(
             lambda: (
                 state.store.card_feedback_rows(start, end),
@@ -593,6 +607,11 @@ def _add_routes(app: FastAPI, state: AppState) -> None:
         return PlainTextResponse(
             generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST
         )
+
+
+def _aware(moment: datetime) -> datetime:
+    """A query parameter's time; one without a zone is taken as UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 async def _refresh_rule_settings(state: AppState) -> None:
