@@ -23,10 +23,12 @@ import numpy as np
 
 from cds_service.storage.repository import Store
 from cds_service.storage.tables import ModelDecision
+from evaluation.drift import performance_by_year, population_stability_index
 from evaluation.gate import GateDecision, GatePolicy, decide
 from evaluation.metrics import evaluate_risks
 from knowledge.calculators.lace import lace_index
 from models.cohort import Cohort, Example, age_band, feature_matrix
+from models.features import FEATURE_NAMES
 from models.registry import CHAMPION, MlflowLocation, alias_version, set_alias
 from models.serving import load_served_model
 from models.tasks import PredictionTask
@@ -176,7 +178,20 @@ def retrain(
                 safe = name.replace("=", ".").replace(" ", "_").replace("+", "plus")
                 metrics[f"subgroup_auroc_gain.{safe}"] = gain
             metrics |= _champion_by_feedback(old, served)
+            metrics |= _drift(old, base.examples, served)
             mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
+            times = [e.predicted_at for e in window]
+            mlflow.log_dict(
+                {
+                    "champion": [
+                        dataclasses.asdict(r) for r in performance_by_year(y, p_old, times)
+                    ],
+                    "challenger": [
+                        dataclasses.asdict(r) for r in performance_by_year(y, p_new, times)
+                    ],
+                },
+                "performance_by_year.json",
+            )
             mlflow.log_text("\n".join(gate.reasons) + "\n", "gate_decision.txt")
     _record(
         store, task, outcome, champion, trained.version, gate.reasons, run.info.run_id, decided_by
@@ -202,6 +217,22 @@ def _champion_by_feedback(model: Any, served: list[Example]) -> dict[str, float]
             found[f"feedback.{key}.auroc"] = evaluate_risks(
                 labels, risks, rounds=0, names=("auroc",)
             )["auroc"].value
+    return found
+
+
+def _drift(model: Any, reference: list[Example], served: list[Example]) -> dict[str, float]:
+    """PSI of each feature and of the champion's risk: served patients against the records
+    the model was trained on (above 0.25: the population has shifted, retrain and review)."""
+    if not served or not reference:
+        return {}
+    X_ref, X_now = np.array(feature_matrix(reference)), np.array(feature_matrix(served))
+    found = {
+        f"psi.{name}": population_stability_index(X_ref[:, j], X_now[:, j])
+        for j, name in enumerate(FEATURE_NAMES)
+    }
+    found["psi.prediction"] = population_stability_index(
+        model.predict_proba(X_ref)[:, 1], model.predict_proba(X_now)[:, 1]
+    )
     return found
 
 

@@ -551,6 +551,13 @@ def test_retraining_on_served_predictions_is_gated_recorded_and_can_be_rolled_ba
     assert gate_run.data.tags["treated_excluded"] == str(accepted)
     assert gate_run.data.metrics["feedback.accepted.n"] == accepted
     assert "challenger_auroc" in gate_run.data.metrics and "champion_auroc" in gate_run.data.metrics
+    assert gate_run.data.metrics["psi.prediction"] >= 0 and "psi.age_years" in gate_run.data.metrics
+    by_year = json.loads(
+        Path(
+            client.download_artifacts(gate_run.info.run_id, "performance_by_year.json")
+        ).read_text()
+    )
+    assert {"champion", "challenger"} == set(by_year) and by_year["champion"][0]["n"] > 0
 
     challenger = decision.challenger_version
     approve = runner.invoke(cli, ["models", "promote", TASK.name, challenger, "--approve"], env=env)
