@@ -1,15 +1,18 @@
-"""``lhs analytics``: what clinicians did with the cards, in the terminal, as JSON or in MLflow."""
+"""``lhs analytics`` and ``lhs report``: what clinicians did with the cards and how the models did."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from cds_service.config import Settings
+from cds_service.storage.repository import Store
 from evaluation.feedback_analytics import FeedbackAnalytics, Rates, feedback_analytics
+from evaluation.report import Decision, LabelledPrediction, ReportData, render_report
 
 
 def _percent(value: float | None) -> str:
@@ -90,3 +93,132 @@ def _log_to_mlflow(
             mlflow.log_metrics(metrics)
             mlflow.log_dict(result.as_dict(), "feedback_analytics.json")
     typer.echo("logged to MLflow experiment feedback-analytics")
+
+
+def gather_report(store: Store, since: datetime, until: datetime) -> ReportData:
+    """The report's data for [since, until) and the period of the same length before it."""
+    from models.cohort import age_band
+    from models.tasks import TASKS
+
+    before = since - (until - since)
+
+    def labelled(start: datetime, end: datetime) -> list[LabelledPrediction]:
+        return [
+            LabelledPrediction(
+                risk=p.risk,
+                label=int(p.label or 0),
+                sex="male" if p.features.get("male") else "female",
+                age_band=age_band(int(p.features.get("age_years", 0))),
+                features={k: float(v) for k, v in p.features.items()},
+            )
+            for task in TASKS.values()
+            for p in store.labelled_predictions(task.registered_model)
+            if start <= p.predicted_at < end
+        ]
+
+    decisions = [
+        Decision(
+            d.decided_at,
+            d.model_name,
+            d.decision,
+            f"v{d.champion_version} -> v{d.challenger_version}",
+            d.reasons,
+        )
+        for task in TASKS.values()
+        for d in store.decisions(task.registered_model)
+        if since <= d.decided_at < until
+    ]
+    return ReportData(
+        since=since,
+        until=until,
+        feedback=feedback_analytics(
+            store.card_feedback_rows(since, until), store.cards_per_call(since, until)
+        ),
+        previous_feedback=feedback_analytics(
+            store.card_feedback_rows(before, since), store.cards_per_call(before, since)
+        ),
+        predictions=labelled(since, until),
+        previous_predictions=labelled(before, since),
+        decisions=decisions,
+    )
+
+
+def report(
+    days: Annotated[
+        int, typer.Option(help="Period: the last DAYS days (compared with the DAYS before).")
+    ] = 30,
+    out: Annotated[Path, typer.Option(help="Where to write the HTML file.")] = Path(
+        "learning-report.html"
+    ),
+    to_mlflow: Annotated[
+        bool,
+        typer.Option(
+            "--mlflow", help="Also log the report to MLflow (experiment learning-reports)."
+        ),
+    ] = False,
+) -> None:
+    """Write the learning community report: one self-contained HTML page with its plots."""
+    from cds_service.models_cli import open_store
+
+    settings = Settings()
+    until = datetime.now(UTC)
+    data = gather_report(open_store(settings), until - timedelta(days=days), until)
+    out.write_text(render_report(data), encoding="utf-8")
+    typer.echo(f"report written to {out}")
+    if to_mlflow:
+        import mlflow
+
+        location = settings.mlflow
+        with location.active():
+            experiment_id = location.experiment_id("learning-reports")
+            with mlflow.start_run(
+                experiment_id=experiment_id, run_name=f"report to {until:%Y-%m-%d}"
+            ):
+                mlflow.log_artifact(str(out))
+        typer.echo("logged to MLflow experiment learning-reports")
+
+
+def sync(
+    fhir_server: Annotated[
+        str, typer.Option(help="The EHR's FHIR base URL (as in its hook calls).")
+    ],
+    since: Annotated[
+        datetime, typer.Option(help="Start of the window (resources updated from then).")
+    ],
+    until: Annotated[
+        datetime | None, typer.Option(help="End of the window (default: now).")
+    ] = None,
+) -> None:
+    """Pull outcome resources updated in [since, until) from a FHIR server (token: LHS_FHIR_SYNC_TOKEN)."""
+    import asyncio
+
+    from cds_service.models_cli import open_store
+    from cds_service.outcome_sync import sync_outcomes
+    from cds_service.pseudonym import load_or_create_key
+    from fhir_client.client import FhirClient
+
+    settings = Settings()
+    store = open_store(settings)
+    key = (
+        settings.pseudonym_key.get_secret_value().encode()
+        if settings.pseudonym_key
+        else load_or_create_key(settings.data_dir / "pseudonym.key")
+    )
+    token = settings.fhir_sync_token.get_secret_value() if settings.fhir_sync_token else None
+    start = since if since.tzinfo else since.replace(tzinfo=UTC)
+    end = until or datetime.now(UTC)
+    end = end if end.tzinfo else end.replace(tzinfo=UTC)
+
+    async def run():  # type: ignore[no-untyped-def]
+        base = fhir_server.rstrip("/")
+        async with FhirClient(base, token, timeout=30.0, max_pages=1000) as client:
+            return await sync_outcomes(client, store, key, base, start, end)
+
+    result = asyncio.run(run())
+    fetched = ", ".join(f"{kind} {n}" for kind, n in result.fetched.items())
+    typer.echo(
+        f"fetched {fetched}; stored {result.counts.stored}, updated {result.counts.updated}, "
+        f"duplicates {result.counts.duplicates}, rejected {len(result.errors)}"
+    )
+    for error in result.errors:
+        typer.echo(f"  rejected {error['field']}: {error['message']}", err=True)

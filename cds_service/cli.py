@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 
-from cds_service.analytics_cli import analytics
+from cds_service.analytics_cli import analytics, report, sync
 from cds_service.clients_cli import clients_app
 from cds_service.config import Settings
 from cds_service.knowledge_cli import knowledge_app
@@ -26,6 +26,8 @@ app.add_typer(models_app, name="models")
 app.command()(train)
 app.command()(retrain)
 app.command()(analytics)
+app.command()(report)
+app.command()(sync)
 app.command("mlflow")(mlflow_ui)
 
 

@@ -94,6 +94,11 @@ class Settings(BaseSettings):
         description="How often the service asks the registry whether @champion moved to another "
         "version (then it loads that version and swaps it in without dropping requests).",
     )
+    fhir_sync_token: SecretStr | None = Field(
+        None,
+        description="Bearer token `lhs sync` presents to the EHR's FHIR server (a system-level "
+        "SMART Backend Services token with read access to outcome resources).",
+    )
     label_interval_seconds: float = Field(
         300.0,
         gt=0,

@@ -15,10 +15,21 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from fhir_client.fhirdates import parse_fhir_datetime
 from fhir_client.record import codes_of
 
 _SEARCH_PARAMETERS = frozenset(
-    {"patient", "subject", "code", "status", "clinical-status", "_id", "_count", "_sort"}
+    {
+        "patient",
+        "subject",
+        "code",
+        "status",
+        "clinical-status",
+        "_id",
+        "_count",
+        "_sort",
+        "_lastUpdated",
+    }
 )
 
 
@@ -49,6 +60,25 @@ def _rewrite_references(value: Any, targets: Mapping[str, str]) -> Any:
     if isinstance(value, list):
         return [_rewrite_references(v, targets) for v in value]
     return value
+
+
+_DATE_PREFIXES = {
+    "ge": lambda a, b: a >= b,
+    "gt": lambda a, b: a > b,
+    "le": lambda a, b: a <= b,
+    "lt": lambda a, b: a < b,
+    "eq": lambda a, b: a == b,
+}
+
+
+def _last_updated_matches(resource: Mapping[str, Any], bound: str) -> bool:
+    """A ``_lastUpdated`` search bound (``ge2026-01-01T00:00:00+00:00``) against meta.lastUpdated."""
+    prefix, value = (bound[:2], bound[2:]) if bound[:2] in _DATE_PREFIXES else ("eq", bound)
+    limit = parse_fhir_datetime(value)
+    if limit is None:
+        raise UnsupportedQuery(f"not a date: {bound!r}")
+    updated = parse_fhir_datetime((resource.get("meta") or {}).get("lastUpdated"))
+    return updated is not None and _DATE_PREFIXES[prefix](updated, limit)
 
 
 def _token_matches(concept: object, wanted: list[tuple[str | None, str]]) -> bool:
@@ -125,6 +155,8 @@ class LocalFhirStore:
                 for r in candidates
                 if {c for _, c in codes_of(r.get("clinicalStatus"))} & statuses
             ]
+        for bound in params.get("_lastUpdated", ()):
+            candidates = [r for r in candidates if _last_updated_matches(r, bound)]
         return candidates
 
     def query(self, relative_url: str) -> dict[str, Any] | None:

@@ -210,3 +210,51 @@ def test_labels_wait_for_the_window_to_close_and_late_outcomes_update_them(clien
     label_predictions(store, closed + timedelta(days=3))
     (prediction,) = store.predictions("lhs-readmission-30d")
     assert prediction.label == 0
+
+
+def test_lhs_sync_pulls_a_window_from_the_fhir_server_idempotently(tmp_path):
+    from typer.testing import CliRunner
+
+    from cds_service.cli import app as cli
+    from cds_service.storage.migrate import upgrade_database
+    from fhir_client.local_store import LocalFhirStore
+    from tests.live_server import serve
+    from tests.simulated_ehr import SimulatedEhr
+
+    def updated(resource: dict, when: str) -> dict:
+        return {**resource, "meta": {"lastUpdated": when}}
+
+    store = LocalFhirStore.from_bundles(
+        [
+            _bundle(
+                {"resourceType": "Patient", "id": "pat-42"},
+                updated(_encounter("in-window", "EMER", DISCHARGE), "2026-03-02T10:00:00Z"),
+                updated(CONDITION, "2026-03-05T10:00:00Z"),
+                updated(_encounter("too-late", "IMP", DISCHARGE), "2026-05-01T00:00:00Z"),
+            )
+        ]
+    )
+    database_url = f"sqlite:///{tmp_path / 'lhs.db'}"
+    upgrade_database(database_url)
+    with serve(SimulatedEhr(store, token="sync-token").app()) as base_url:
+        env = {
+            "LHS_DATA_DIR": str(tmp_path),
+            "LHS_DATABASE_URL": database_url,
+            "LHS_PSEUDONYM_KEY": "test-secret",
+            "LHS_FHIR_SYNC_TOKEN": "sync-token",
+        }
+        args = [
+            "sync",
+            "--fhir-server",
+            f"{base_url}/fhir",
+            "--since",
+            "2026-03-01",
+            "--until",
+            "2026-04-01",
+        ]
+        first = CliRunner().invoke(cli, args, env=env)
+        assert first.exit_code == 0, first.output
+        assert "Encounter 1, Condition 1, Observation 0, Procedure 0" in first.output
+        assert "stored 2, updated 0, duplicates 0, rejected 0" in first.output
+        again = CliRunner().invoke(cli, args, env=env)
+        assert "stored 0, updated 0, duplicates 2" in again.output
