@@ -1,4 +1,4 @@
-"""Performance by subgroup (sex, age band): does the model work as well for everyone?"""
+"""Performance by subgroup (sex, age band, race): does the model work as well for everyone?"""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ Both models are scored on the same recent, untreated patients. The challenger pa
   (a non-inferiority test, as in clinical trials);
 - its calibration stays within bounds: slope in ``slope_bounds``, intercept in
   ``intercept_bounds`` (Van Calster 2019: ideal 1 and 0);
-- no subgroup (sex, age band) with enough patients of both outcomes loses more than
+- no subgroup (sex, age band, race where recorded) with enough patients of both outcomes loses more than
   ``subgroup_tolerance`` of AUROC against the champion.
 
 Every check is reported with its numbers, whether it passed or not.

@@ -46,6 +46,9 @@ class Example:
     lace_score: int
     sex: str
     age_band: str
+    race: str = "not recorded"
+    """OMB race category from the US Core race extension, for fairness reports only (not a
+    model input); "multiple" when more than one is recorded."""
     feedback: str | None = None
     """For served predictions: the clinician's response to the card (accepted, overridden,
     none, no card); None for examples from the records."""
@@ -69,6 +72,25 @@ class Cohort:
             sort_keys=True,
         )
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+OMB_RACE_DISPLAY = {
+    "1002-5": "American Indian or Alaska Native",
+    "2028-9": "Asian",
+    "2054-5": "Black or African American",
+    "2076-8": "Native Hawaiian or Other Pacific Islander",
+    "2106-3": "White",
+}
+"""The OMB race categories (CDC Race & Ethnicity code set, as bound by US Core)."""
+
+
+def race_category(codes: frozenset[str]) -> str:
+    if not codes:
+        return "not recorded"
+    if len(codes) > 1:
+        return "multiple"
+    (code,) = codes
+    return OMB_RACE_DISPLAY.get(code, "other")
 
 
 def age_band(age: int | None) -> str:
@@ -182,6 +204,7 @@ def build_cohort(
                     lace_score=lace.result.score if lace else 0,
                     sex=record.gender or "unknown",
                     age_band=age_band(record.age(discharged.date())),
+                    race=race_category(record.omb_race_codes),
                 )
             )
     cohort.examples.sort(key=lambda e: (e.predicted_at, e.patient_key))

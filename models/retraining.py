@@ -134,7 +134,12 @@ def retrain(
         y,
         p_old,
         p_new,
-        {"sex": [e.sex for e in window], "age band": [e.age_band for e in window]},
+        {
+            "sex": [e.sex for e in window],
+            "age band": [e.age_band for e in window],
+            # Served predictions carry no race (it is no input); recorded groups still count.
+            "race": [e.race for e in window],
+        },
         policy,
     )
     if gate.promote and not require_approval:

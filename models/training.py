@@ -284,6 +284,7 @@ def train_task(
                 subgroups = [
                     *subgroup_performance("sex", [e.sex for e in test], y_test, risk),
                     *subgroup_performance("age band", [e.age_band for e in test], y_test, risk),
+                    *subgroup_performance("race", [e.race for e in test], y_test, risk),
                 ]
                 card = _model_card(
                     task,
@@ -423,6 +424,7 @@ def _model_card(
             "demographic_representativeness": {
                 "training_by_sex": _share(train, "sex"),
                 "training_by_age_band": _share(train, "age_band"),
+                "training_by_race": _share(train, "race"),
             },
             "relevance_of_training_data_to_deployed_setting": "Synthetic data: the model shows "
             "the pipeline working; it must be retrained and revalidated on the deploying "

@@ -212,7 +212,8 @@ def test_training_logs_metrics_plots_dataset_and_model_card_to_mlflow(trained):
         Path(client.download_artifacts(selected.info.run_id, "model_card.json")).read_text()
     )
     fairness = card["quantitative_measures_of_performance"]["fairness_of_prediction_in_test_data"]
-    assert {row["attribute"] for row in fairness} == {"sex", "age band"}
+    assert {row["attribute"] for row in fairness} == {"sex", "age band", "race"}
+    assert {row["group"] for row in fairness if row["attribute"] == "race"} >= {"White"}
     assert card["purpose_of_the_intervention"]["intended_decision_making_role"]
 
 
