@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export LHS_DATA_DIR ?= data
 
-.PHONY: install run db models mlflow test lint format lock clean bench
+.PHONY: install run db models mlflow demo test lint format lock clean bench
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ models: db  ## train and register a first readmission model if the MLflow store 
 
 run: models  ## start the service on 127.0.0.1:8000 (authentication off: a local trial)
 	LHS_AUTH=$${LHS_AUTH:-off} $(BIN)/lhs serve
+
+demo: db  ## the simulated clinic: rounds of discharges, feedback, outcomes, retraining, gate (needs ../shared)
+	$(BIN)/python -m demo.clinic $(DEMO_ARGS)
 
 mlflow: install  ## the MLflow UI on 127.0.0.1:5000 over the service's tracking store
 	$(BIN)/lhs mlflow

@@ -1,0 +1,1 @@
+"""A simulated clinic that runs the whole learning loop against the real service (`make demo`)."""

@@ -1,0 +1,358 @@
+"""The simulated clinic: every part of the learning loop, end to end, on embedded defaults.
+
+Rounds of discharges (synthetic patients from ../shared, and generated ones: copies with a
+new identity and a shifted age) are sent to the running service over HTTP with a signed
+CDS client JWT. Simulated clinicians accept or override the model's cards, more often
+accepting when the patient's true risk is high. Outcomes arrive through the outcomes
+endpoint, drawn from a ground-truth risk in which accepted transitional care lowers the
+risk. After each round the predictions are labelled, a challenger is retrained on what
+was served and the gate decides; a promoted model is hot-swapped into the running service.
+
+The ground truth is a simulation device, not clinical knowledge: the first model's own
+risk plus a shift from round 2 that only retraining on served data can learn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import numpy as np
+import typer
+
+from bench.bench import ROOT, SHARED, Server, TokenMinter
+from cds_service.analytics_cli import gather_report
+from cds_service.app import build_services
+from cds_service.auth import ClientRegistration, ClientRegistry
+from cds_service.config import Settings
+from cds_service.storage.db import create_db_engine
+from cds_service.storage.repository import Store
+from cds_service.sweep import hook_request, load_bundle, patient_bundles
+from evaluation.gate import GatePolicy
+from evaluation.metrics import evaluate_risks
+from evaluation.report import render_report
+from fhir_client.local_store import LocalFhirStore
+from fhir_client.record import PatientRecord
+from knowledge.library import load_library
+from models.cohort import build_cohort
+from models.features import FEATURE_NAMES, ReadmissionFeatures
+from models.labels import label_predictions
+from models.retraining import retrain
+from models.risk_model import RiskModel
+from models.serving import load_served_model
+from models.tasks import READMISSION_30D
+from models.training import TrainingOptions, train_task
+
+SERVICE = "lhs-encounter-discharge"
+FHIR_BASE = "https://demo-ehr.example/fhir"
+WORLD_OFFSET = 0.8
+"""The clinic's patients are sicker than the synthetic records' average (log-odds added)."""
+TREATMENT_RELATIVE_RISK = 0.6
+"""Accepted transitional care multiplies the true risk by this (the simulated benefit)."""
+
+
+def true_risk(world: RiskModel, features: dict[str, float], round_number: int) -> float:
+    """The simulated world's risk: what the first model learnt from the synthetic records,
+    plus, from round 2 on, a change retraining should pick up (heart failure and recent
+    admissions now weigh more, as after a change in local care pathways)."""
+    base = world.assess([features[name] for name in FEATURE_NAMES])[0]
+    logit = math.log(base / (1 - base)) + WORLD_OFFSET
+    if round_number >= 2:
+        logit += (
+            2.5 * features["heart_failure"]
+            + 1.0 * min(features["admissions_12m"], 3)
+            + 0.8 * min(features["ed_visits_6m"], 3)
+        )
+    return 1 / (1 + math.exp(-logit))
+
+
+@dataclass
+class RoundStats:
+    number: int
+    model_version: str = "?"
+    calls: int = 0
+    cards: int = 0
+    accepted: int = 0
+    overridden: int = 0
+    events_treated: int = 0
+    treated: int = 0
+    events_untreated: int = 0
+    untreated: int = 0
+    auroc: float | None = None
+    gate: str = ""
+    risks: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Patient:
+    bundle: dict
+    patient_id: str
+
+
+def _generated(bundle: dict, rng: random.Random) -> dict:
+    """A new patient: the record of a real synthetic one under a new id, birth date shifted."""
+    clone = copy.deepcopy(bundle)
+    new = str(uuid.UUID(int=rng.getrandbits(128)))
+    for entry in clone["entry"]:
+        resource = entry["resource"]
+        if resource["resourceType"] == "Patient":
+            resource["id"] = new
+            born = datetime.fromisoformat(resource["birthDate"])
+            resource["birthDate"] = (
+                (born - timedelta(days=365 * rng.randint(-8, 8))).date().isoformat()
+            )
+            resource.pop("name", None)
+        for key in ("subject", "patient"):
+            if isinstance(resource.get(key), dict):
+                resource[key]["reference"] = f"Patient/{new}"
+    return clone
+
+
+def _discharge(patient_id: str, when: datetime, rng: random.Random) -> dict:
+    emergency = rng.random() < 0.45
+    hours = rng.uniform(2, 8) if emergency else rng.uniform(24, 24 * 7)
+    return {
+        "resourceType": "Encounter",
+        "id": f"demo-{uuid.UUID(int=rng.getrandbits(128))}",
+        "status": "finished",
+        "class": {
+            "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+            "code": "EMER" if emergency else "IMP",
+        },
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "period": {"start": when.isoformat(), "end": (when + timedelta(hours=hours)).isoformat()},
+    }
+
+
+class Clinic:
+    def __init__(self, url: str, minter: TokenMinter, rng: random.Random, world: RiskModel) -> None:
+        self.world = world
+        self.url = url
+        self.minter = minter
+        self.rng = rng
+        self.http = httpx.Client(timeout=30)
+        self.service = build_services(load_library())[SERVICE]
+        self.features = ReadmissionFeatures(load_library())
+
+    def _post(self, path: str, body: dict, params: dict | None = None) -> httpx.Response:
+        token = self.minter.mint(self.url + path)
+        response = self.http.post(
+            self.url + path, json=body, params=params, headers={"Authorization": f"Bearer {token}"}
+        )
+        response.raise_for_status()
+        return response
+
+    def visit(self, patient: Patient, when: datetime, stats: RoundStats) -> None:
+        store = LocalFhirStore.from_bundles([patient.bundle])
+        encounter = _discharge(patient.patient_id, when, self.rng)
+        store.add(encounter)
+        context = {
+            "userId": "Practitioner/demo-clinician",
+            "patientId": patient.patient_id,
+            "encounterId": encounter["id"],
+        }
+        request = hook_request(store, self.service, context)
+        cards = self._post(f"/cds-services/{SERVICE}", request).json()["cards"]
+        stats.calls += 1
+        resources = [e["resource"] for e in patient.bundle["entry"]] + [encounter]
+        record = PatientRecord.from_resources(patient.patient_id, resources)
+        discharged = datetime.fromisoformat(encounter["period"]["end"])
+        risk = true_risk(
+            self.world, self.features(record, encounter, discharged) or {}, stats.number
+        )
+        card = next(
+            (c for c in cards if c["source"]["topic"]["code"] == READMISSION_30D.registered_model),
+            None,
+        )
+        treated = False
+        if card is not None:
+            stats.cards += 1
+            treated = self.rng.random() < min(0.9, 0.15 + 2.5 * risk)  # relevant cards get accepted
+            item = {
+                "card": card["uuid"],
+                "outcome": "accepted" if treated else "overridden",
+                "outcomeTimestamp": datetime.now(UTC).isoformat(),
+            }
+            if treated:
+                stats.accepted += 1
+                item["acceptedSuggestions"] = [{"id": card["suggestions"][0]["uuid"]}]
+            else:
+                stats.overridden += 1
+                reason = card["overrideReasons"][0 if risk < 0.1 else 3]
+                item["overrideReason"] = {"reason": reason}
+            self._post(f"/cds-services/{SERVICE}/feedback", {"feedback": [item]})
+        if treated:
+            risk *= TREATMENT_RELATIVE_RISK
+        event = self.rng.random() < risk
+        stats.treated += treated
+        stats.untreated += not treated
+        stats.events_treated += event and treated
+        stats.events_untreated += event and not treated
+        if event:
+            start = discharged + timedelta(days=self.rng.uniform(1, 29))
+            revisit = _discharge(patient.patient_id, start, self.rng) | {"class": {"code": "EMER"}}
+            self._post(
+                "/outcomes",
+                {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": revisit}]},
+            )
+
+
+def _rate(events: int, n: int) -> str:
+    return f"{events / n:.0%}" if n else "-"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--patients", type=int, default=300, help="discharges per round")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--data-dir", type=Path, default=ROOT / "data" / "demo")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    say = lambda message: typer.echo(f"[{time.perf_counter() - started:6.1f}s] {message}")  # noqa: E731
+    rng = random.Random(args.seed)
+    if not SHARED.is_dir():
+        raise SystemExit(f"the synthetic patients are needed at {SHARED}")
+    shutil.rmtree(args.data_dir, ignore_errors=True)
+    args.data_dir.mkdir(parents=True)
+    minter = TokenMinter("ES384", issuer="https://demo-ehr.example")
+    env = {
+        "LHS_DATA_DIR": str(args.data_dir),
+        "LHS_PSEUDONYM_KEY": "demo",
+        "LHS_AUTH": "on",
+        "LHS_MODEL_REFRESH_SECONDS": "1",
+        "LHS_LOG_LEVEL": "WARNING",
+    }
+    os.environ.update(env)
+    settings = Settings()
+    registry = ClientRegistry(settings.resolved_clients_file)
+    registry.clients[minter.issuer] = ClientRegistration(iss=minter.issuer, jwks=minter.jwks())
+    registry.save()
+    subprocess.run(
+        [sys.executable, "-m", "cds_service.cli", "db", "upgrade"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
+    store = Store(create_db_engine(settings.resolved_database_url))
+
+    paths = list(patient_bundles(SHARED))
+    say(f"building the training cohort from {len(paths)} synthetic patients ...")
+    features = ReadmissionFeatures(load_library())
+    base = build_cohort(paths, READMISSION_30D, features, b"demo")
+    options = TrainingOptions(seed=args.seed, bootstrap_rounds=100)
+    first = train_task(READMISSION_30D, base, settings.mlflow, options, progress=lambda _: None)
+    say(f"first model: v{first.version} @champion, test AUROC {first.test_metrics['auroc']}")
+
+    service = Server("cds_service.asgi:app", env)
+    results: list[RoundStats] = []
+    try:
+        service.wait_ready("/healthz")
+        world = load_served_model(
+            settings.mlflow, READMISSION_30D.registered_model, first.version
+        ).model
+        clinic = Clinic(service.url, minter, rng, world)
+        bundles = [load_bundle(p) for p in rng.sample(paths, min(len(paths), 200))]
+        clock = datetime(2021, 4, 1, tzinfo=UTC)
+        for number in range(1, args.rounds + 1):
+            stats = RoundStats(number)
+            ready = httpx.get(service.url + "/readyz").json()
+            stats.model_version = ready["models"][READMISSION_30D.registered_model]["version"]
+            with typer.progressbar(
+                range(args.patients), label=f"round {number}: discharges"
+            ) as bar:
+                for i in bar:
+                    bundle = bundles[i % len(bundles)]
+                    if i % 2:
+                        bundle = _generated(bundle, rng)
+                    pid = next(
+                        e["resource"]["id"]
+                        for e in bundle["entry"]
+                        if e["resource"]["resourceType"] == "Patient"
+                    )
+                    clinic.visit(
+                        Patient(bundle, pid), clock + timedelta(days=rng.uniform(0, 40)), stats
+                    )
+            round_end = clock + timedelta(days=45)
+            labelled = label_predictions(store, datetime.now(UTC))
+            served = [  # this round's predictions
+                p
+                for p in store.labelled_predictions(READMISSION_30D.registered_model)
+                if clock <= p.prediction_time < round_end
+            ]
+            clock = round_end
+            y = np.array([p.label for p in served], dtype=float)
+            if 0 < y.sum() < len(y):
+                stats.auroc = evaluate_risks(
+                    y, np.array([p.risk for p in served]), rounds=0, names=("auroc",)
+                )["auroc"].value
+            say(f"round {number}: {labelled.labelled} predictions labelled; retraining ...")
+            result = retrain(
+                READMISSION_30D,
+                base,
+                store,
+                settings.mlflow,
+                policy=GatePolicy(bootstrap_rounds=100),
+                options=options,
+                decided_by="make demo",
+            )
+            stats.gate = f"v{result.challenger_version}: {result.decision}"
+            results.append(stats)
+            if result.decision == "promoted":
+                deadline = time.monotonic() + 30
+                while (
+                    httpx.get(service.url + "/readyz").json()["models"][
+                        READMISSION_30D.registered_model
+                    ]["version"]
+                    != result.challenger_version
+                ):
+                    if time.monotonic() > deadline:
+                        raise SystemExit("the service did not swap in the promoted model")
+                    time.sleep(0.5)
+        report = args.data_dir / "learning-report.html"
+        now = datetime.now(UTC)
+        report.write_text(
+            render_report(
+                gather_report(store, now - timedelta(days=1), now + timedelta(minutes=1))
+            ),
+            encoding="utf-8",
+        )
+    finally:
+        service.stop()
+
+    typer.echo("")
+    typer.echo(
+        f"{'round':<6}{'model':<7}{'calls':>6}{'cards':>6}{'accepted':>9}{'AUROC':>7}"
+        f"{'30-day rate, treated':>22}{'untreated':>11}   gate"
+    )
+    for s in results:
+        auroc = "-" if s.auroc is None else f"{s.auroc:.2f}"
+        accepted = _rate(s.accepted, s.cards)
+        typer.echo(
+            f"{s.number:<6}{'v' + s.model_version:<7}{s.calls:>6}{s.cards:>6}{accepted:>9}{auroc:>7}"
+            f"{_rate(s.events_treated, s.treated):>22}{_rate(s.events_untreated, s.untreated):>11}   {s.gate}"
+        )
+    typer.echo("")
+    say("done.")
+    typer.echo(
+        f"MLflow:  LHS_DATA_DIR={args.data_dir} make mlflow   (experiment readmission-30d: runs and gate decisions)"
+    )
+    typer.echo(f"Report:  {report}")
+
+
+if __name__ == "__main__":
+    main()
