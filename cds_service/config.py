@@ -118,7 +118,15 @@ class Settings(BaseSettings):
     @property
     def mlflow(self) -> MlflowLocation:
         if self.mlflow_tracking_uri:
-            return MlflowLocation(self.mlflow_tracking_uri)
+            location = MlflowLocation(self.mlflow_tracking_uri)
+            database = location.embedded_database
+            # A SQLite store keeps its artifacts beside it (MLflow's default would be ./mlruns
+            # in whatever folder the command ran from); a tracking server decides for itself.
+            return (
+                MlflowLocation(self.mlflow_tracking_uri, database.parent / "artifacts")
+                if database
+                else location
+            )
         folder = (self.data_dir / "mlflow").resolve()
         return MlflowLocation(f"sqlite:///{folder / 'mlflow.db'}", folder / "artifacts")
 

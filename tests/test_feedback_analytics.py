@@ -133,7 +133,10 @@ def test_the_api_and_the_cli_give_the_same_numbers(app, tmp_path, database_url):
     from mlflow import MlflowClient
 
     client = MlflowClient(env["LHS_MLFLOW_TRACKING_URI"])
-    (run,) = client.search_runs([client.get_experiment_by_name("feedback-analytics").experiment_id])
+    experiment = client.get_experiment_by_name("feedback-analytics")
+    # Artifacts stay beside the SQLite store, not in ./mlruns of whatever folder ran the command.
+    assert experiment.artifact_location.startswith(tmp_path.resolve().as_uri())
+    (run,) = client.search_runs([experiment.experiment_id])
     assert run.data.metrics["acceptance_rate.rule-a"] == 0.5
     table = CliRunner().invoke(cli, ["analytics"], env=env)
     assert "rule-a" in table.output and "Not applicable to this patient" in table.output
