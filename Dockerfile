@@ -17,6 +17,8 @@ COPY cds_service ./cds_service
 COPY hooks ./hooks
 COPY fhir_client ./fhir_client
 COPY knowledge ./knowledge
+COPY models ./models
+COPY evaluation ./evaluation
 RUN python -m pip install --no-deps . \
     && useradd --system --uid 10001 --home-dir /var/lib/lhs --create-home lhs
 
@@ -26,4 +28,5 @@ HEALTHCHECK --interval=30s --timeout=3s --start-period=10s --retries=3 \
     CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status != 200)"
 
 # Migrations are applied at start (idempotent); with several replicas run `lhs db upgrade` once instead.
+# Models come from the registry at LHS_MLFLOW_TRACKING_URI; without one the rules answer alone.
 CMD ["sh", "-c", "lhs db upgrade && exec lhs serve"]
