@@ -104,3 +104,13 @@ def test_readme_outcomes_example_runs_as_printed(live_service):
     )
     assert completed.returncode == 0, completed.stderr
     assert json.loads(completed.stdout)["stored"] == 1
+
+
+def test_the_docker_image_ships_every_package_the_project_installs():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    packages = {p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]}
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    copied = set(re.findall(r"^COPY (\w+) \./\1$", dockerfile, re.M))
+    assert packages <= copied, f"not copied into the image: {sorted(packages - copied)}"
