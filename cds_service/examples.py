@@ -232,8 +232,91 @@ def order_sign(today: date) -> dict[str, Any]:
     }
 
 
+def _encounter(
+    encounter_id: str, patient_id: str, klass: str, start: date, end: date
+) -> dict[str, Any]:
+    return {
+        "resourceType": "Encounter",
+        "id": encounter_id,
+        "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": klass},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "period": {
+            "start": f"{start.isoformat()}T09:00:00Z",
+            "end": f"{end.isoformat()}T15:00:00Z",
+        },
+    }
+
+
+def _condition(
+    condition_id: str, patient_id: str, code: str, display: str, onset: date
+) -> dict[str, Any]:
+    return {
+        "resourceType": "Condition",
+        "id": condition_id,
+        "clinicalStatus": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                    "code": "active",
+                }
+            ]
+        },
+        "code": {"coding": [{"system": SNOMED, "code": code, "display": display}]},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "onsetDateTime": onset.isoformat(),
+    }
+
+
+def encounter_discharge(today: date) -> dict[str, Any]:
+    """An 81-year-old man with heart failure and COPD, admitted through the emergency department
+    5 days ago, with 3 emergency visits and 2 admissions in the past months: LACE 15 (and the
+    readmission model's card, when its risk is above the model's threshold)."""
+    pid = "example-discharge"
+    admitted = today - timedelta(days=5)
+    stay = _encounter("stay-1", pid, "IMP", admitted, today)
+    history = [
+        _encounter("ed-route", pid, "EMER", admitted, admitted),  # the admission route
+        _encounter("ed-1", pid, "EMER", today - timedelta(days=40), today - timedelta(days=40)),
+        _encounter("ed-2", pid, "EMER", today - timedelta(days=95), today - timedelta(days=95)),
+        _encounter("ed-3", pid, "EMER", today - timedelta(days=150), today - timedelta(days=150)),
+        _encounter("adm-1", pid, "IMP", today - timedelta(days=60), today - timedelta(days=55)),
+        _encounter("adm-2", pid, "IMP", today - timedelta(days=200), today - timedelta(days=196)),
+    ]
+    return {
+        "hook": "encounter-discharge",
+        "hookInstance": str(uuid.uuid4()),
+        "context": {"userId": _USER, "patientId": pid, "encounterId": "stay-1"},
+        "prefetch": {
+            "patient": _patient(pid, "male", _years_before(today, 81)),
+            "encounter": stay,
+            "encounters": _bundle([stay, *history]),
+            "conditions": _bundle(
+                [
+                    _condition(
+                        "hf",
+                        pid,
+                        "88805009",
+                        "Chronic congestive heart failure (disorder)",
+                        _years_before(today, 3),
+                    ),
+                    _condition(
+                        "copd",
+                        pid,
+                        "185086009",
+                        "Chronic obstructive bronchitis (disorder)",
+                        _years_before(today, 6),
+                    ),
+                ]
+            ),
+            "medications": _bundle([]),
+        },
+    }
+
+
 EXAMPLES: dict[str, Callable[[date], dict[str, Any]]] = {
     "lhs-patient-view": patient_view,
     "lhs-order-select": order_select,
     "lhs-order-sign": order_sign,
+    "lhs-encounter-discharge": encounter_discharge,
 }

@@ -298,6 +298,7 @@ def train_task(
                     gain,
                     subgroups,
                     threshold,
+                    implausible_directions(candidate.model),
                 )
                 mlflow.log_dict(card, "model_card.json")
                 mlflow.log_text(model_card_markdown(card), "model_card.md")
@@ -368,6 +369,31 @@ def _version(package: str) -> str:
     return version(package)
 
 
+EXPECTED_RISK_FACTORS = (
+    "charlson_index",
+    "heart_failure",
+    "chronic_pulmonary_disease",
+    "ed_visits_6m",
+    "admissions_12m",
+)
+"""Features that raise readmission risk in the clinical literature (they make up LACE and
+its Charlson component, van Walraven 2010); a model that lowers the risk as they rise is
+flagged on its model card."""
+
+
+def implausible_directions(model: RiskModel) -> list[str]:
+    """Expected risk factors whose increase by one, from the average patient, lowers the risk."""
+    reference = list(model.reference)
+    base = model.assess(reference)[0]
+    flagged = []
+    for name in EXPECTED_RISK_FACTORS:
+        raised = list(reference)
+        raised[FEATURE_NAMES.index(name)] += 1.0
+        if model.assess(raised)[0] < base:
+            flagged.append(name)
+    return flagged
+
+
 def _share(examples: list[Example], attribute: str) -> dict[str, int]:
     counts: dict[str, int] = {}
     for example in examples:
@@ -388,7 +414,19 @@ def _model_card(
     gain: Estimate,
     subgroups: list[Any],
     threshold: float | None,
+    implausible: list[str],
 ) -> dict[str, Any]:
+    warning = (
+        [
+            "Against clinical expectation, more of these lowers the predicted risk: "
+            + ", ".join(FEATURE_LABELS[name] for name in implausible)
+            + ". The association is learnt from the training data (in synthetic data, an "
+            "artefact); review the contributions on each card and do not use the model "
+            "clinically until it is retrained on local data without this pattern."
+        ]
+        if implausible
+        else []
+    )
     return build_model_card(
         details={
             "name": f"{task.registered_model} ({candidate})",
@@ -444,6 +482,7 @@ def _model_card(
             "without local validation.",
             "Trained and tested on synthetic records; not validated on real patients.",
             "Test events are few: confidence intervals are wide.",
+            *warning,
         ],
         maintenance="Retrain when feedback and outcomes accumulate; a new version serves only "
         "after its evaluation is reviewed and it is promoted to champion in the MLflow registry.",

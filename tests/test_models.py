@@ -215,6 +215,13 @@ def test_training_logs_metrics_plots_dataset_and_model_card_to_mlflow(trained):
     assert {row["attribute"] for row in fairness} == {"sex", "age band", "race"}
     assert {row["group"] for row in fairness if row["attribute"] == "race"} >= {"White"}
     assert card["purpose_of_the_intervention"]["intended_decision_making_role"]
+    # The synthetic data teach the model that heart failure lowers the risk: the card says so.
+    flagged = [
+        line
+        for line in card["cautioned_out_of_scope_use"]
+        if "Against clinical expectation" in line
+    ]
+    assert flagged and "heart failure" in flagged[0]
 
 
 def test_the_registered_model_has_a_signature_and_its_metadata(trained):
