@@ -46,3 +46,25 @@ def subgroup_performance(
             )
         )
     return rows
+
+
+def fairness_gaps(
+    rows: list[SubgroupPerformance], min_events: int = 5
+) -> dict[str, dict[str, float]]:
+    """Per attribute, the largest difference between its groups: in AUROC, and in calibration
+    in the large (mean predicted minus observed rate). Groups with fewer than ``min_events``
+    events are left out, as their estimates are noise."""
+    gaps: dict[str, dict[str, float]] = {}
+    for attribute in sorted({r.attribute for r in rows}):
+        groups = [r for r in rows if r.attribute == attribute and r.events >= min_events]
+        aurocs = [r.auroc for r in groups if r.auroc is not None]
+        errors = [r.mean_predicted - r.observed_rate for r in groups]
+        if len(groups) < 2:
+            continue
+        gaps[attribute] = {
+            "groups": float(len(groups)),
+            "calibration_in_the_large_gap": max(errors) - min(errors),
+        }
+        if len(aurocs) >= 2:
+            gaps[attribute]["auroc_gap"] = max(aurocs) - min(aurocs)
+    return gaps

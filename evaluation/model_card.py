@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from evaluation.fairness import SubgroupPerformance
+from evaluation.fairness import SubgroupPerformance, fairness_gaps
 from evaluation.metrics import Estimate
 
 
@@ -60,6 +60,7 @@ def build_model_card(
                 }
                 for s in subgroups
             ],
+            "fairness_gaps_in_test_data": fairness_gaps(list(subgroups)),
             "external_validation": "None yet: validated only on a later time period of the same "
             "data source (temporal validation).",
         },

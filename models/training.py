@@ -24,7 +24,7 @@ from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from evaluation.fairness import subgroup_performance
+from evaluation.fairness import fairness_gaps, subgroup_performance
 from evaluation.metrics import (
     Estimate,
     auroc_difference,
@@ -286,6 +286,15 @@ def train_task(
                     *subgroup_performance("age band", [e.age_band for e in test], y_test, risk),
                     *subgroup_performance("race", [e.race for e in test], y_test, risk),
                 ]
+                gaps = fairness_gaps(subgroups)
+                mlflow.log_metrics(
+                    {
+                        f"fairness_gap.{name}.{attribute.replace(' ', '_')}": value
+                        for attribute, values in gaps.items()
+                        for name, value in values.items()
+                        if name != "groups"
+                    }
+                )
                 card = _model_card(
                     task,
                     candidate.name,

@@ -72,3 +72,19 @@ def test_a_challenger_that_harms_one_subgroup_is_refused(population):
     assert checks["no loss in subgroup sex=female"] is False
     assert checks["no loss in subgroup sex=male"] is True
     assert decision.subgroup_gains["sex=female"] < -POLICY.subgroup_tolerance
+
+
+def test_fairness_gaps_are_the_largest_differences_between_groups():
+    from evaluation.fairness import SubgroupPerformance, fairness_gaps
+
+    rows = [
+        SubgroupPerformance("sex", "female", 100, 10, 0.10, 0.12, 0.70, None),
+        SubgroupPerformance("sex", "male", 100, 20, 0.20, 0.15, 0.80, None),
+        SubgroupPerformance("age band", "0-17", 30, 1, 0.03, 0.05, None, None),  # too few events
+        SubgroupPerformance("age band", "65+", 80, 9, 0.11, 0.11, 0.75, None),
+    ]
+    gaps = fairness_gaps(rows)
+    assert gaps["sex"]["auroc_gap"] == pytest.approx(0.10)
+    # Errors: female +0.02, male -0.05 -> gap 0.07.
+    assert gaps["sex"]["calibration_in_the_large_gap"] == pytest.approx(0.07)
+    assert "age band" not in gaps  # one group left after the event filter

@@ -215,6 +215,9 @@ def test_training_logs_metrics_plots_dataset_and_model_card_to_mlflow(trained):
     assert {row["attribute"] for row in fairness} == {"sex", "age band", "race"}
     assert {row["group"] for row in fairness if row["attribute"] == "race"} >= {"White"}
     assert card["purpose_of_the_intervention"]["intended_decision_making_role"]
+    gaps = card["quantitative_measures_of_performance"]["fairness_gaps_in_test_data"]
+    assert "calibration_in_the_large_gap" in gaps["sex"]
+    assert any(name.startswith("fairness_gap.") for name in metrics)
     # The synthetic data teach the model that heart failure lowers the risk: the card says so.
     flagged = [
         line
