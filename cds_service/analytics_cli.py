@@ -194,20 +194,16 @@ def sync(
 
     from cds_service.models_cli import open_store
     from cds_service.outcome_sync import sync_outcomes
-    from cds_service.pseudonym import load_or_create_key
+    from cds_service.pseudonym import site_pseudonym_key
     from fhir_client.client import FhirClient
+    from fhir_client.fhirdates import as_utc
 
     settings = Settings()
     store = open_store(settings)
-    key = (
-        settings.pseudonym_key.get_secret_value().encode()
-        if settings.pseudonym_key
-        else load_or_create_key(settings.data_dir / "pseudonym.key")
-    )
+    key = site_pseudonym_key(settings.pseudonym_key, settings.data_dir)
     token = settings.fhir_sync_token.get_secret_value() if settings.fhir_sync_token else None
-    start = since if since.tzinfo else since.replace(tzinfo=UTC)
-    end = until or datetime.now(UTC)
-    end = end if end.tzinfo else end.replace(tzinfo=UTC)
+    start = as_utc(since)
+    end = as_utc(until) if until else datetime.now(UTC)
 
     async def run():  # type: ignore[no-untyped-def]
         base = fhir_server.rstrip("/")

@@ -40,7 +40,7 @@ from cds_service.invocation import (
 from cds_service.limits import RequestLimitsMiddleware
 from cds_service.observability import Metrics, RequestContextMiddleware, hook_instance_var
 from cds_service.outcomes import NotABundle, parse_outcomes
-from cds_service.pseudonym import load_or_create_key, patient_key
+from cds_service.pseudonym import patient_key, site_pseudonym_key
 from cds_service.schemas import (
     CDSResponse,
     DiscoveryResponse,
@@ -63,6 +63,7 @@ from cds_service.storage.repository import (
 from cds_service.storage.tables import Invocation
 from cds_service.storage.writer import InvocationWriter
 from evaluation.feedback_analytics import feedback_analytics
+from fhir_client.fhirdates import as_utc
 from hooks.services import SERVICE_SPECS, service_definition
 from knowledge.library import KnowledgeLibrary, load_library
 from knowledge.rule import Advice
@@ -139,11 +140,7 @@ def create_app(
     """Build the app. The database must already be migrated (``lhs db upgrade``)."""
     settings = settings or Settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    key = (
-        settings.pseudonym_key.get_secret_value().encode()
-        if settings.pseudonym_key
-        else load_or_create_key(settings.data_dir / "pseudonym.key")
-    )
+    key = site_pseudonym_key(settings.pseudonym_key, settings.data_dir)
     store = Store(
         create_db_engine(
             settings.resolved_database_url,
@@ -518,9 +515,9 @@ def _add_routes(app: FastAPI, state: AppState) -> None:
     ) -> dict[str, Any]:
         """Acceptance and override rates per rule, version, hook, user role and week; override
         reasons; cards per call. Default period: the last 90 days."""
-        end = _aware(until) if until else datetime.now(UTC)
+        end = as_utc(until) if until else datetime.now(UTC)
         try:
-            start = _aware(since) if since else end - timedelta(days=90)
+            start = as_utc(since) if since else end - timedelta(days=90)
         except OverflowError:
             start = datetime.min.replace(tzinfo=UTC)
         if start >= end:
@@ -607,11 +604,6 @@ def _add_routes(app: FastAPI, state: AppState) -> None:
         return PlainTextResponse(
             generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST
         )
-
-
-def _aware(moment: datetime) -> datetime:
-    """A query parameter's time; one without a zone is taken as UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 async def _refresh_rule_settings(state: AppState) -> None:

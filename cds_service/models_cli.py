@@ -48,7 +48,7 @@ def _cohort(
     say: Callable[[str], None],
 ) -> Cohort:
     """The task's cohort from a folder of FHIR patient Bundles, with progress."""
-    from cds_service.pseudonym import load_or_create_key
+    from cds_service.pseudonym import site_pseudonym_key
     from cds_service.sweep import patient_bundles
     from knowledge.library import load_library
     from models.cohort import build_cohort
@@ -58,11 +58,7 @@ def _cohort(
     if not folder.is_dir():
         raise typer.BadParameter(f"no such folder: {folder}", param_hint="--data")
     paths = list(patient_bundles(folder))
-    key = (
-        settings.pseudonym_key.get_secret_value().encode()
-        if settings.pseudonym_key
-        else load_or_create_key(settings.data_dir / "pseudonym.key")
-    )
+    key = site_pseudonym_key(settings.pseudonym_key, settings.data_dir)
 
     def loaded(done: int) -> None:
         if done % 100 == 0 or done == len(paths):

@@ -8,6 +8,8 @@ import os
 import secrets
 from pathlib import Path
 
+from pydantic import SecretStr
+
 
 def patient_key(secret: bytes, fhir_server: str | None, patient_id: str) -> str:
     """HMAC-SHA256 of the FHIR server and patient id (ids from different EHRs never collide)."""
@@ -29,3 +31,10 @@ def load_or_create_key(path: Path) -> bytes:
     with os.fdopen(descriptor, "wb") as handle:
         handle.write(key)
     return key
+
+
+def site_pseudonym_key(configured: SecretStr | None, data_dir: Path) -> bytes:
+    """The configured key (``LHS_PSEUDONYM_KEY``), else the trial key file in the data folder."""
+    if configured is not None:
+        return configured.get_secret_value().encode()
+    return load_or_create_key(data_dir / "pseudonym.key")

@@ -22,7 +22,12 @@ def parse_fhir_datetime(value: object) -> datetime | None:
             parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return as_utc(parsed)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """An aware datetime; one without a zone is taken as UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def parse_fhir_date(value: object) -> date | None:

@@ -189,11 +189,11 @@ def build_cohort(
                 cohort.excluded["died without readmission"] += 1
                 continue
             resource = record.resolve(stay.reference) if stay.reference else None
-            features = extractor(record, resource, discharged) if resource else None
-            if features is None:
+            assessed = extractor.assess(record, resource, discharged) if resource else None
+            if assessed is None:
                 cohort.excluded["no usable encounter"] += 1
                 continue
-            lace = extractor.lace(record, resource, discharged)  # type: ignore[arg-type]
+            features, lace = assessed
             cohort.examples.append(
                 Example(
                     patient_key=patient_key(pseudonym_key, None, record.patient_id),
@@ -201,7 +201,7 @@ def build_cohort(
                     predicted_at=discharged,
                     features=features,
                     label=int(event),
-                    lace_score=lace.result.score if lace else 0,
+                    lace_score=lace.result.score,
                     sex=record.gender or "unknown",
                     age_band=age_band(record.age(discharged.date())),
                     race=race_category(record.omb_race_codes),

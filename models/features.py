@@ -87,6 +87,13 @@ class ReadmissionFeatures:
         self, record: PatientRecord, stay: Mapping[str, Any], at: datetime
     ) -> dict[str, float] | None:
         """The feature vector at ``at`` (the discharge), or None when the stay has no start."""
+        assessed = self.assess(record, stay, at)
+        return assessed[0] if assessed else None
+
+    def assess(
+        self, record: PatientRecord, stay: Mapping[str, Any], at: datetime
+    ) -> tuple[dict[str, float], LaceAssessment] | None:
+        """The feature vector and the LACE assessment it was built from (computed once)."""
         lace = self.lace(record, stay, at)
         if lace is None:
             return None
@@ -123,7 +130,7 @@ class ReadmissionFeatures:
         }
         for name, categories in _COMORBIDITY_FEATURES.items():
             features[name] = 1.0 if comorbidities.intersection(categories) else 0.0
-        return {name: features[name] for name in FEATURE_NAMES}
+        return {name: features[name] for name in FEATURE_NAMES}, lace
 
 
 def active_condition_count(record: PatientRecord, at: datetime) -> int:

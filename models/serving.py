@@ -140,9 +140,10 @@ class ModelRecommender:
             return None
         end = encounter_entry(stay).end
         at = min(end or ctx.as_of, ctx.as_of)
-        features = self.features(ctx.record, stay, at)
-        if features is None:
+        assessed = self.features.assess(ctx.record, stay, at)
+        if assessed is None:
             return None
+        features, lace = assessed
         row = [features[name] for name in FEATURE_NAMES]
         risk, contributions = served.model.assess(row)
         prediction = Prediction(
@@ -157,8 +158,7 @@ class ModelRecommender:
         )
         if served.threshold is None or risk < served.threshold:
             return prediction
-        lace = self.features.lace(ctx.record, stay, at)
-        card = _risk_card(self.task, served, prediction, lace.result.score if lace else None, ctx)
+        card = _risk_card(self.task, served, prediction, lace.result.score, ctx)
         inputs = {
             "risk": f"{risk:.4f}",
             **{name: f"{value:g}" for name, value in features.items()},
@@ -201,14 +201,14 @@ def _risk_card(
     task: PredictionTask,
     served: ServedModel,
     prediction: Prediction,
-    lace_score: int | None,
+    lace_score: int,
     ctx: EvaluationContext,
 ) -> Card:
     rates = served.metadata.get("observed_rates", {})
     lace_min = served.metadata.get("lace_high_risk_min", 10)
     threshold = prediction.threshold or 0.0
     url = model_card_url(ctx.service_url, served.name, served.version)
-    band = "high-risk" if lace_score is not None and lace_score >= lace_min else "lower-risk"
+    band = "high-risk" if lace_score >= lace_min else "lower-risk"
     detail = "\n".join(
         [
             f"Estimated risk of readmission or an emergency visit within {task.horizon_days} "
@@ -217,7 +217,7 @@ def _risk_card(
             f"For comparison: in the data this model learnt from, {_percent(rates.get('all'))} of "
             f"all discharges and {_percent(rates.get('lace_high'))} of those with a LACE index of "
             f"{lace_min} or more returned within {task.horizon_days} days. This discharge's LACE "
-            f"index is {lace_score if lace_score is not None else 'unknown'} ({band} band).",
+            f"index is {lace_score} ({band} band).",
             "",
             "**Main factors for this patient**",
             *_factor_lines(served, prediction),
