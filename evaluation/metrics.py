@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.special import expit
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 Array = NDArray[np.float64]
@@ -26,15 +27,28 @@ def logit(p: Array) -> Array:
     return np.log(clipped / (1 - clipped))
 
 
-def _logistic_fit(y: Array, x: Array | None, offset: Array, iterations: int = 50) -> Array:
-    """Unpenalised logistic regression by Newton-Raphson: coefficients (intercept first)."""
+def _log_likelihood(y: Array, eta: Array) -> float:
+    return float(np.sum(y * eta - np.logaddexp(0, eta)))
+
+
+def _logistic_fit(y: Array, x: Array | None, offset: Array, iterations: int = 100) -> Array:
+    """Unpenalised logistic regression by Newton-Raphson with step halving (a full Newton
+    step from far away, e.g. risks of 1% where half have the event, overshoots and never
+    comes back): coefficients, intercept first."""
     design = np.ones((len(y), 1)) if x is None else np.column_stack([np.ones(len(y)), x])
     beta = np.zeros(design.shape[1])
     for _ in range(iterations):
-        p = 1 / (1 + np.exp(-(design @ beta + offset)))
+        eta = design @ beta + offset
+        p = expit(eta)
         gradient = design.T @ (y - p)
         hessian = design.T @ (design * (p * (1 - p))[:, None])
         step = np.linalg.solve(hessian + 1e-9 * np.eye(len(beta)), gradient)
+        current = _log_likelihood(y, eta)
+        while (
+            np.max(np.abs(step)) > 1e-12
+            and _log_likelihood(y, design @ (beta + step) + offset) < current
+        ):
+            step = step / 2
         beta += step
         if np.max(np.abs(step)) < 1e-10:
             break

@@ -56,6 +56,17 @@ def test_calibration_slope_and_intercept_are_ideal_for_a_calibrated_model():
     assert calibration_slope(y, overconfident) == pytest.approx(0.5, abs=0.05)
 
 
+def test_calibration_in_the_large_converges_far_from_the_truth():
+    """Risks of about 0.5% where half have the event: a plain Newton step overshoots; the
+    fitted intercept must still solve the score equation (mean risk = event rate)."""
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.0001, 0.01, 400)
+    y = (rng.uniform(size=p.size) < 0.47).astype(float)
+    intercept = calibration_intercept(y, p)
+    recalibrated = 1 / (1 + np.exp(-(intercept + np.log(p / (1 - p)))))
+    assert recalibrated.mean() == pytest.approx(y.mean(), abs=1e-6)
+
+
 def test_net_benefit_follows_vickers_and_elkin():
     y = np.array([1, 0, 1, 0, 0])
     p = np.array([0.9, 0.6, 0.2, 0.1, 0.05])
