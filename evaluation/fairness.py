@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,28 +25,55 @@ class SubgroupPerformance:
     calibration_intercept: float | None
 
 
+def _both_outcomes(y: Array) -> bool:
+    return 0 < np.sum(y) < len(y)
+
+
+def _auroc(y: Array, p: Array) -> float:
+    return float(roc_auc_score(y, p)) if _both_outcomes(y) else math.nan
+
+
+def _intercept(y: Array, p: Array) -> float:
+    return calibration_intercept(np.asarray(y), np.asarray(p)) if _both_outcomes(y) else math.nan
+
+
+_METRICS = {
+    "n": lambda y, p: len(y),
+    "events": lambda y, p: int(np.sum(y)),
+    "observed_rate": lambda y, p: float(np.mean(y)),
+    "mean_predicted": lambda y, p: float(np.mean(p)),
+    "auroc": _auroc,
+    "calibration_intercept": _intercept,
+}
+
+
 def subgroup_performance(
     attribute: str, groups: Sequence[str], y: Array, p: Array
 ) -> list[SubgroupPerformance]:
-    labels = np.asarray(groups)
-    rows = []
-    for group in sorted(set(groups)):
-        mask = labels == group
-        yg, pg = y[mask], p[mask]
-        both = 0 < yg.sum() < len(yg)
-        rows.append(
-            SubgroupPerformance(
-                attribute=attribute,
-                group=group,
-                n=int(mask.sum()),
-                events=int(yg.sum()),
-                observed_rate=float(yg.mean()),
-                mean_predicted=float(pg.mean()),
-                auroc=float(roc_auc_score(yg, pg)) if both else None,
-                calibration_intercept=calibration_intercept(yg, pg) if both else None,
-            )
+    """The metrics of each group of one attribute, computed by fairlearn's MetricFrame."""
+    from fairlearn.metrics import MetricFrame
+
+    frame = MetricFrame(
+        metrics=_METRICS,
+        y_true=np.asarray(y, dtype=float),
+        y_pred=np.asarray(p, dtype=float),
+        sensitive_features=np.asarray(groups, dtype=str),
+    ).by_group
+    return [
+        SubgroupPerformance(
+            attribute=attribute,
+            group=str(group),
+            n=int(row["n"]),
+            events=int(row["events"]),
+            observed_rate=float(row["observed_rate"]),
+            mean_predicted=float(row["mean_predicted"]),
+            auroc=None if math.isnan(row["auroc"]) else float(row["auroc"]),
+            calibration_intercept=None
+            if math.isnan(row["calibration_intercept"])
+            else float(row["calibration_intercept"]),
         )
-    return rows
+        for group, row in frame.sort_index().iterrows()
+    ]
 
 
 def fairness_gaps(
