@@ -134,6 +134,15 @@ def retrain(
     margin: Annotated[
         float, typer.Option(help="Non-inferiority margin on AUROC for the gate.")
     ] = GatePolicy.auroc_margin,
+    served_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=0.95,
+            help="Share of the training weight carried by the served examples (0: weighted "
+            "like the original records).",
+        ),
+    ] = 0.5,
     seed: Annotated[int, typer.Option(help="Seed for folds, trees and bootstrap.")] = 42,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the CIs.")] = 500,
 ) -> None:
@@ -152,6 +161,7 @@ def retrain(
         policy=GatePolicy(auroc_margin=margin, bootstrap_rounds=bootstrap, seed=seed),
         options=TrainingOptions(seed=seed, bootstrap_rounds=bootstrap),
         require_approval=require_approval,
+        served_share=served_share,
         progress=say,
     )
     say(

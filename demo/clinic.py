@@ -9,7 +9,7 @@ risk. After each round the predictions are labelled, a challenger is retrained o
 was served and the gate decides; a promoted model is hot-swapped into the running service.
 
 The ground truth is a simulation device, not clinical knowledge: the first model's own
-risk plus a shift from round 2 that only retraining on served data can learn.
+risk, shifted in ways that only retraining on served data can learn.
 """
 
 from __future__ import annotations
@@ -57,24 +57,33 @@ from models.training import TrainingOptions, train_task
 
 SERVICE = "lhs-encounter-discharge"
 FHIR_BASE = "https://demo-ehr.example/fhir"
-WORLD_OFFSET = 0.8
-"""The clinic's patients are sicker than the synthetic records' average (log-odds added)."""
+LOCAL_LOG_ODDS = {
+    "age_years": 0.03,
+    "length_of_stay_days": 0.2,
+    "heart_failure": 1.5,
+    "active_conditions": 0.1,
+}
+"""Per unit of each feature, what the clinic adds to the risk's log-odds (a simulation
+device: here older, multimorbid patients, heart failure and long stays return more often
+than the synthetic records taught the first model)."""
+LOCAL_INTERCEPT = -2.5
+FIRST_MODEL_SHARE = 0.5
+"""How much of the first model's log-odds holds in the clinic."""
 TREATMENT_RELATIVE_RISK = 0.6
 """Accepted transitional care multiplies the true risk by this (the simulated benefit)."""
 
 
-def true_risk(world: RiskModel, features: dict[str, float], round_number: int) -> float:
-    """The simulated world's risk: what the first model learnt from the synthetic records,
-    plus, from round 2 on, a change retraining should pick up (heart failure and recent
-    admissions now weigh more, as after a change in local care pathways)."""
-    base = world.assess([features[name] for name in FEATURE_NAMES])[0]
-    logit = math.log(base / (1 - base)) + WORLD_OFFSET
-    if round_number >= 2:
-        logit += (
-            2.5 * features["heart_failure"]
-            + 1.0 * min(features["admissions_12m"], 3)
-            + 0.8 * min(features["ed_visits_6m"], 3)
-        )
+def true_risk(world: RiskModel, features: dict[str, float]) -> float:
+    """The simulated clinic's risk: part of what the first model learnt from the synthetic
+    records, plus local effects it does not know (LOCAL_LOG_ODDS). The first model ranks
+    these patients less well and underestimates their risk until a model retrained on
+    served data replaces it."""
+    first = world.assess([features[name] for name in FEATURE_NAMES])[0]
+    logit = (
+        FIRST_MODEL_SHARE * math.log(first / (1 - first))
+        + LOCAL_INTERCEPT
+        + sum(weight * features[name] for name, weight in LOCAL_LOG_ODDS.items())
+    )
     return 1 / (1 + math.exp(-logit))
 
 
@@ -118,6 +127,23 @@ def _generated(bundle: dict, rng: random.Random) -> dict:
             if isinstance(resource.get(key), dict):
                 resource[key]["reference"] = f"Patient/{new}"
     return clone
+
+
+def _hospital_patients(paths: list[Path], wanted: int) -> list[dict]:
+    """Records of patients who have had hospital or emergency care before (the population
+    that is discharged), in the given order, at most ``wanted``."""
+    found = []
+    for path in paths:
+        bundle = load_bundle(path)
+        if any(
+            e["resource"]["resourceType"] == "Encounter"
+            and e["resource"].get("class", {}).get("code") in {"IMP", "EMER"}
+            for e in bundle["entry"]
+        ):
+            found.append(bundle)
+            if len(found) == wanted:
+                break
+    return found
 
 
 def _discharge(patient_id: str, when: datetime, rng: random.Random) -> dict:
@@ -169,9 +195,7 @@ class Clinic:
         resources = [e["resource"] for e in patient.bundle["entry"]] + [encounter]
         record = PatientRecord.from_resources(patient.patient_id, resources)
         discharged = datetime.fromisoformat(encounter["period"]["end"])
-        risk = true_risk(
-            self.world, self.features(record, encounter, discharged) or {}, stats.number
-        )
+        risk = true_risk(self.world, self.features(record, encounter, discharged) or {})
         card = next(
             (c for c in cards if c["source"]["topic"]["code"] == READMISSION_30D.registered_model),
             None,
@@ -217,8 +241,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--patients", type=int, default=300, help="discharges per round")
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--patients", type=int, default=400, help="discharges per round")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data" / "demo")
     args = parser.parse_args()
@@ -266,17 +290,18 @@ def main() -> None:
             settings.mlflow, READMISSION_30D.registered_model, first.version
         ).model
         clinic = Clinic(service.url, minter, rng, world)
-        bundles = [load_bundle(p) for p in rng.sample(paths, min(len(paths), 200))]
         clock = datetime(2021, 4, 1, tzinfo=UTC)
         for number in range(1, args.rounds + 1):
             stats = RoundStats(number)
+            # Each round sees other patients: half of them real records, half generated.
+            bundles = _hospital_patients(rng.sample(paths, len(paths)), args.patients // 2 + 1)
             ready = httpx.get(service.url + "/readyz").json()
             stats.model_version = ready["models"][READMISSION_30D.registered_model]["version"]
             with typer.progressbar(
                 range(args.patients), label=f"round {number}: discharges"
             ) as bar:
                 for i in bar:
-                    bundle = bundles[i % len(bundles)]
+                    bundle = bundles[(i // 2) % len(bundles)]
                     if i % 2:
                         bundle = _generated(bundle, rng)
                     pid = next(

@@ -52,6 +52,8 @@ class Example:
     feedback: str | None = None
     """For served predictions: the clinician's response to the card (accepted, overridden,
     none, no card); None for examples from the records."""
+    weight: float = 1.0
+    """Its weight in training (retraining up-weights recent served examples)."""
 
 
 @dataclass

@@ -6,9 +6,14 @@ training-serving skew) with its label. Patients whose card was **accepted** are 
 of training and evaluation: the intervention changed their outcome, and learning from it
 would teach the model that high-risk patients do well. They are reported separately.
 
-The challenger is trained as ``lhs train`` does, then champion and challenger are scored
-on the same latest window of untreated patients, and the gate (evaluation/gate.py)
-decides. Everything is logged to MLflow and recorded in the store.
+The gate window is the latest ``test_fraction`` of the served, untreated discharges (the
+population the model now serves), or, while they hold too few events, the latest part of
+the whole snapshot. The challenger is trained as ``lhs train`` does on everything before
+the window, with each served example weighted so that together they carry
+``served_share`` of the training weight: a few hundred local discharges would otherwise
+be drowned by the original records, whose relationships may differ from this clinic's.
+Then champion and challenger are scored on the window, and the gate
+(evaluation/gate.py) decides. Everything is logged to MLflow and recorded in the store.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import dataclasses
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -35,6 +41,11 @@ from models.tasks import PredictionTask
 from models.training import TrainingOptions, temporal_split, train_task
 
 TREATED = "accepted"
+MAX_SERVED_WEIGHT = 10.0
+"""No served discharge counts for more than this many original ones (a handful of served
+examples must not dominate the fit)."""
+MIN_WINDOW_EVENTS = 10
+"""A served gate window needs at least this many events and non-events for a stable AUROC."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,7 @@ class RetrainResult:
     served_examples: int
     treated_excluded: int
     run_id: str | None
+    served_weight: float = 1.0
 
 
 def served_examples(store: Store, task: PredictionTask) -> list[Example]:
@@ -77,6 +89,28 @@ def served_examples(store: Store, task: PredictionTask) -> list[Example]:
     return examples
 
 
+def served_window_start(
+    untreated: list[Example], fraction: float, min_events: int = MIN_WINDOW_EVENTS
+) -> datetime | None:
+    """Start of the latest ``fraction`` of served untreated discharges, or None when that
+    window holds fewer than ``min_events`` events or non-events."""
+    if not untreated:
+        return None
+    ordered = sorted(untreated, key=lambda e: e.predicted_at)
+    start = ordered[int(len(ordered) * (1 - fraction))].predicted_at
+    events = sum(e.label for e in ordered if e.predicted_at >= start)
+    size = sum(1 for e in ordered if e.predicted_at >= start)
+    return start if min(events, size - events) >= min_events else None
+
+
+def served_weight(original: int, served: int, share: float) -> float:
+    """The weight per served example that gives the served ones ``share`` of the total
+    training weight (never below 1, at most MAX_SERVED_WEIGHT)."""
+    if not served or not 0 < share < 1:
+        return 1.0
+    return min(MAX_SERVED_WEIGHT, max(1.0, share / (1 - share) * original / served))
+
+
 def retrain(
     task: PredictionTask,
     base: Cohort,
@@ -86,6 +120,7 @@ def retrain(
     policy: GatePolicy = GatePolicy(),
     options: TrainingOptions = TrainingOptions(),
     require_approval: bool = False,
+    served_share: float = 0.5,
     decided_by: str = "lhs retrain",
     progress: Callable[[str], Any] = lambda _: None,
 ) -> RetrainResult:
@@ -94,6 +129,10 @@ def retrain(
     served = served_examples(store, task)
     treated = [e for e in served if e.feedback == TREATED]
     untreated = [e for e in served if e.feedback != TREATED]
+    window_start = served_window_start(untreated, options.test_fraction)
+    in_training = [e for e in untreated if window_start is None or e.predicted_at < window_start]
+    weight = served_weight(len(base.examples), len(in_training), served_share)
+    untreated = [dataclasses.replace(e, weight=weight) for e in untreated]
     snapshot = Cohort(
         examples=sorted(base.examples + untreated, key=lambda e: (e.predicted_at, e.patient_key)),
         excluded=base.excluded
@@ -103,12 +142,16 @@ def retrain(
     )
     progress(
         f"snapshot: {len(base.examples)} original + {len(untreated)} served examples "
-        f"({len(treated)} with an accepted card left out)"
+        f"({len(treated)} with an accepted card left out); served weight {weight:.2f}; "
+        + (
+            f"gate window: served discharges from {window_start:%Y-%m-%d}"
+            if window_start
+            else "gate window: latest part of the snapshot (too few served events yet)"
+        )
     )
     champion = alias_version(location, task.registered_model, CHAMPION)
-    trained = train_task(
-        task, snapshot, location, dataclasses.replace(options, promote=False), progress=progress
-    )
+    options = dataclasses.replace(options, promote=False, test_from=window_start)
+    trained = train_task(task, snapshot, location, options, progress=progress)
     if champion is None:
         _record(
             store,
@@ -121,10 +164,10 @@ def retrain(
             decided_by,
         )
         return RetrainResult(
-            "promoted", None, trained.version, None, len(served), len(treated), None
+            "promoted", None, trained.version, None, len(served), len(treated), None, weight
         )
 
-    _, window, _ = temporal_split(snapshot.examples, options.test_fraction)
+    _, window, _ = temporal_split(snapshot.examples, options.test_fraction, window_start)
     X = np.array(feature_matrix(window))
     y = np.array([e.label for e in window], dtype=float)
     old = load_served_model(location, task.registered_model, champion).model
@@ -167,9 +210,18 @@ def retrain(
                     "dataset.sha256": snapshot.digest(),
                     "served_examples": str(len(served)),
                     "treated_excluded": str(len(treated)),
+                    "gate_window": "served" if window_start else "snapshot",
                 }
             )
-            mlflow.log_params(dataclasses.asdict(policy) | {"require_approval": require_approval})
+            mlflow.log_params(
+                dataclasses.asdict(policy)
+                | {
+                    "require_approval": require_approval,
+                    "served_share": served_share,
+                    "served_weight": weight,
+                    "window_start": window[0].predicted_at.isoformat(),
+                }
+            )
             metrics: dict[str, float] = {
                 "window_size": float(len(window)),
                 "window_events": float(y.sum()),
@@ -202,7 +254,14 @@ def retrain(
         store, task, outcome, champion, trained.version, gate.reasons, run.info.run_id, decided_by
     )
     return RetrainResult(
-        outcome, champion, trained.version, gate, len(served), len(treated), run.info.run_id
+        outcome,
+        champion,
+        trained.version,
+        gate,
+        len(served),
+        len(treated),
+        run.info.run_id,
+        weight,
     )
 
 

@@ -10,6 +10,8 @@ curve of the out-of-fold calibrated risks, within the task's clinically set rang
 
 from __future__ import annotations
 
+import warnings
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,7 +23,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from evaluation.fairness import fairness_gaps, subgroup_performance
@@ -54,6 +56,8 @@ class TrainingOptions:
     bootstrap_rounds: int = 500
     promote: bool = False
     """Make the new version champion. Otherwise it becomes challenger (champion if none)."""
+    test_from: datetime | None = None
+    """Start of the test period; by default the latest ``test_fraction`` of discharges."""
 
 
 @dataclass(frozen=True)
@@ -88,13 +92,17 @@ def candidate_models(seed: int) -> dict[str, BaseEstimator]:
 
 
 def temporal_split(
-    examples: list[Example], test_fraction: float
+    examples: list[Example], test_fraction: float, test_from: datetime | None = None
 ) -> tuple[list[Example], list[Example], datetime]:
-    """Earlier discharges train, the latest ``test_fraction`` test (split at a discharge time)."""
+    """Discharges before the cut-off train, the rest test. The cut-off is ``test_from`` or
+    else the discharge time that leaves the latest ``test_fraction`` for testing."""
     ordered = sorted(examples, key=lambda e: e.predicted_at)
-    cut = int(len(ordered) * (1 - test_fraction))
-    cutoff = ordered[cut].predicted_at
-    return [e for e in ordered if e.predicted_at < cutoff], ordered[cut:], cutoff
+    cutoff = test_from or ordered[int(len(ordered) * (1 - test_fraction))].predicted_at
+    return (
+        [e for e in ordered if e.predicted_at < cutoff],
+        [e for e in ordered if e.predicted_at >= cutoff],
+        cutoff,
+    )
 
 
 @dataclass(frozen=True)
@@ -105,11 +113,19 @@ class _Fitted:
     cv_auroc: float
 
 
+def _weight_params(estimator: BaseEstimator, weights: np.ndarray) -> dict[str, np.ndarray]:
+    """Sample weights as the estimator's fit takes them (a pipeline: for its final step)."""
+    if isinstance(estimator, Pipeline):
+        return {f"{estimator.steps[-1][0]}__sample_weight": weights}
+    return {"sample_weight": weights}
+
+
 def _fit(
     name: str,
     estimator: BaseEstimator,
     X: np.ndarray,
     y: np.ndarray,
+    weights: np.ndarray,
     groups: list[int],
     options: TrainingOptions,
 ) -> _Fitted:
@@ -120,14 +136,23 @@ def _fit(
             X, y, groups
         )
     )
-    calibrated = CalibratedClassifierCV(estimator, method="sigmoid", cv=splits, ensemble=False).fit(
-        X, y
-    )
+    fit_params = _weight_params(estimator, weights)
+    with warnings.catch_warnings():
+        # Without metadata routing the calibrator cannot see that a pipeline takes weights
+        # and warns that only calibration uses them; the weights reach its final step
+        # through fit_params (sliced per fold), so both are weighted.
+        warnings.filterwarnings("ignore", message="Since Pipeline does not appear")
+        calibrated = CalibratedClassifierCV(
+            estimator, method="sigmoid", cv=splits, ensemble=False
+        ).fit(X, y, **({"sample_weight": weights} | fit_params))
     # The calibrator was fitted on exactly these out-of-fold decision values (same splits).
-    oof_decision = cross_val_predict(estimator, X, y, cv=splits, method="decision_function")
+    oof_decision = cross_val_predict(
+        estimator, X, y, cv=splits, method="decision_function", params=fit_params
+    )
     oof_risk = calibrated.calibrated_classifiers_[0].calibrators[0].predict(oof_decision)
     model = RiskModel(calibrated, list(FEATURE_NAMES), [float(v) for v in X.mean(axis=0)])
-    return _Fitted(name, model, oof_risk, float(roc_auc_score(y, oof_decision)))
+    auroc = roc_auc_score(y, oof_decision, sample_weight=weights)
+    return _Fitted(name, model, oof_risk, float(auroc))
 
 
 def _band_rates(examples: list[Example]) -> dict[str, float | None]:
@@ -161,10 +186,11 @@ def train_task(
     import pandas as pd
     from mlflow.models import infer_signature
 
-    train, test, cutoff = temporal_split(cohort.examples, options.test_fraction)
+    train, test, cutoff = temporal_split(cohort.examples, options.test_fraction, options.test_from)
     if not train or not test or len({e.label for e in train}) < 2:
         raise ValueError("the cohort is too small or has only one outcome class to train on")
     X, y = np.array(feature_matrix(train)), np.array([e.label for e in train])
+    weights = np.array([e.weight for e in train], dtype=float)
     X_test, y_test = np.array(feature_matrix(test)), np.array([e.label for e in test])
     # Folds group by patient; numbering patients by first appearance (not by their keyed
     # pseudonym) keeps the folds, and so the model, the same whatever the site's secret key.
@@ -179,7 +205,7 @@ def train_task(
 
     fitted = []
     for name, estimator in candidate_models(options.seed).items():
-        fitted.append(_fit(name, estimator, X, y, groups, options))
+        fitted.append(_fit(name, estimator, X, y, weights, groups, options))
         progress(f"{name}: out-of-fold AUROC {fitted[-1].cv_auroc:.3f}")
     best = max(fitted, key=lambda f: f.cv_auroc)
     curve = decision_curve(y, best.oof_risk, THRESHOLD_GRID)
@@ -226,6 +252,9 @@ def train_task(
                         "test_fraction": options.test_fraction,
                         "calibration": "sigmoid (Platt), out-of-fold",
                         "class_weight": "balanced",
+                        "sample_weights": ", ".join(
+                            f"{w:g} x {n}" for w, n in sorted(Counter(weights.tolist()).items())
+                        ),
                         "decision_threshold": threshold,
                         "decision_range": str(task.decision_range),
                         **{
