@@ -46,11 +46,16 @@ def precision_recall_plot(y: Array, scores: Mapping[str, Array]) -> Figure:
     return figure
 
 
-def calibration_plot(y: Array, p: Array, bins: int = 10) -> Figure:
-    figure, axes = _figure("Calibration (test period)", "predicted risk", "observed rate")
-    observed, predicted = calibration_curve(y, p, n_bins=bins, strategy="quantile")
-    axes.plot(predicted, observed, marker="o", label="model (deciles of risk)")
-    top = float(max(np.max(p), np.max(observed), 0.05))
+def calibration_plot(
+    y: Array, risks: Mapping[str, Array], bins: int = 10, title: str = "Calibration (test period)"
+) -> Figure:
+    """Observed rate against mean predicted risk, per quantile bin of each model's risk."""
+    figure, axes = _figure(title, "predicted risk", "observed rate")
+    top = 0.05
+    for name, p in risks.items():
+        observed, predicted = calibration_curve(y, p, n_bins=bins, strategy="quantile")
+        axes.plot(predicted, observed, marker="o", label=f"{name} ({bins} bins of risk)")
+        top = float(max(top, np.max(p), np.max(observed)))
     axes.plot([0, top], [0, top], linestyle=":", color="grey", label="ideal")
     axes.legend(loc="upper left")
     return figure

@@ -175,7 +175,13 @@ def _model_sections(
         f"{_percent(float(y.mean()))}, mean predicted risk {_percent(float(risk.mean()))}.</p>"
     ]
     if 0 < y.sum() < len(y):
-        parts.append(_png(calibration_plot(y, risk, bins=min(10, max(2, len(y) // 10)))))
+        parts.append(
+            _png(
+                calibration_plot(
+                    y, {"model": risk}, bins=min(10, max(2, len(y) // 10)), title="Calibration"
+                )
+            )
+        )
     rows = []
     for attribute, key in (("sex", "sex"), ("age band", "age_band")):
         groups = [getattr(p, key) for p in predictions]

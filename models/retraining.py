@@ -32,6 +32,7 @@ from cds_service.storage.tables import ModelDecision
 from evaluation.drift import performance_by_year, population_stability_index
 from evaluation.gate import GateDecision, GatePolicy, decide
 from evaluation.metrics import evaluate_risks
+from evaluation.plots import calibration_plot, roc_plot
 from knowledge.calculators.lace import lace_index
 from models.cohort import Cohort, Example, age_band, feature_matrix
 from models.features import FEATURE_NAMES
@@ -250,6 +251,10 @@ def retrain(
                 "performance_by_year.json",
             )
             mlflow.log_text("\n".join(gate.reasons) + "\n", "gate_decision.txt")
+            compared = {f"champion v{champion}": p_old, f"challenger v{trained.version}": p_new}
+            title = f"Calibration on the gate window ({len(window)} discharges)"
+            mlflow.log_figure(roc_plot(y, compared), "plots/roc.png")
+            mlflow.log_figure(calibration_plot(y, compared, title=title), "plots/calibration.png")
     _record(
         store, task, outcome, champion, trained.version, gate.reasons, run.info.run_id, decided_by
     )

@@ -303,7 +303,7 @@ def train_task(
                     "plots/precision_recall.png": precision_recall_plot(
                         y_test, {candidate.name: risk, "LACE index": lace_test}
                     ),
-                    "plots/calibration.png": calibration_plot(y_test, risk),
+                    "plots/calibration.png": calibration_plot(y_test, {candidate.name: risk}),
                     "plots/decision_curve_train_oof.png": decision_curve_plot(
                         decision_curve(y, candidate.oof_risk, THRESHOLD_GRID), threshold
                     ),

@@ -580,6 +580,9 @@ def test_retraining_on_served_predictions_is_gated_recorded_and_can_be_rolled_ba
         ).read_text()
     )
     assert {"champion", "challenger"} == set(by_year) and by_year["champion"][0]["n"] > 0
+    plots = {a.path for a in client.list_artifacts(gate_run.info.run_id, "plots")}
+    assert plots == {"plots/roc.png", "plots/calibration.png"}
+    assert gate_run.data.params["served_share"] == "0.5"
 
     challenger = decision.challenger_version
     approve = runner.invoke(cli, ["models", "promote", TASK.name, challenger, "--approve"], env=env)
