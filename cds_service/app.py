@@ -8,7 +8,7 @@ import dataclasses
 import gc
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,6 +28,7 @@ from cds_service.auth import DatabaseReplayCache, JwksCache, RedisReplayCache, R
 from cds_service.client_auth import ClientAuthenticator, bearer_scheme
 from cds_service.config import Settings
 from cds_service.errors import ErrorResponse, error_response, install_error_handlers
+from cds_service.experiment_registry import active_experiments
 from cds_service.explain import explain_card
 from cds_service.fastjson import OrjsonRoute
 from cds_service.invocation import (
@@ -55,6 +56,7 @@ from cds_service.site_settings import EffectiveSetting, apply_settings, load_set
 from cds_service.spool import Spool
 from cds_service.storage.db import check_database, create_db_engine
 from cds_service.storage.repository import (
+    AssignmentInput,
     FeedbackOutcome,
     IssuedCardInput,
     PredictionInput,
@@ -65,8 +67,9 @@ from cds_service.storage.writer import InvocationWriter
 from evaluation.feedback_analytics import feedback_analytics
 from fhir_client.fhirdates import as_utc
 from hooks.services import SERVICE_SPECS, service_definition
+from knowledge.experiment import ExperimentalRule, ExperimentDefinition
 from knowledge.library import KnowledgeLibrary, load_library
-from knowledge.rule import Advice
+from knowledge.rule import Advice, Recommender, Rule
 from models.features import ReadmissionFeatures
 from models.labels import label_predictions
 from models.serving import ModelRecommender, ModelSlot
@@ -99,6 +102,8 @@ class AppState:
     library: KnowledgeLibrary
     """The knowledge library as shipped; `services` run it with this site's rule settings."""
     rule_settings: dict[str, EffectiveSetting]
+    experiments: dict[str, ExperimentDefinition]
+    """Active experiments (from the store), by id."""
     services: dict[str, Service]
     store: Store
     pseudonym_key: bytes
@@ -112,9 +117,13 @@ class AppState:
 
 
 def build_services(
-    library: KnowledgeLibrary, models: Sequence[ModelRecommender] = ()
+    library: KnowledgeLibrary,
+    models: Sequence[ModelRecommender] = (),
+    experiments: Mapping[str, ExperimentDefinition] | None = None,
 ) -> dict[str, Service]:
-    """One service per spec, answered by the library's rules and the models for its hook."""
+    """One service per spec, answered by the library's rules and the models for its hook;
+    a rule under an active experiment answers through its arms."""
+    by_rule = {e.rule: e for e in (experiments or {}).values()}
     services: dict[str, Service] = {}
     for spec in SERVICE_SPECS:
         rules = tuple(rule for rule in library.rules if spec.hook in rule.hooks)
@@ -127,8 +136,20 @@ def build_services(
         }
         # A hook without rules or models is not offered: discovery lists only services that act.
         if rules or hook_models:
-            services[spec.id] = Service(service_definition(spec, codes), rules, hook_models)
+            recommenders = tuple(_under_experiment(rule, by_rule.get(rule.id)) for rule in rules)
+            services[spec.id] = Service(service_definition(spec, codes), recommenders, hook_models)
     return services
+
+
+def _under_experiment(rule: Rule, experiment: ExperimentDefinition | None) -> Recommender:
+    if experiment is None:
+        return rule
+    try:
+        return ExperimentalRule.of(experiment, rule)
+    except ValueError:
+        # Checked when started; if the rule changed since, the rule runs as shipped.
+        logger.exception("experiment %s no longer fits rule %s", experiment.id, rule.id)
+        return rule
 
 
 def create_app(
@@ -175,9 +196,10 @@ def create_app(
     library = library or load_library()
     try:
         rule_settings = load_settings(store.engine)
+        experiments = active_experiments(store)
     except SQLAlchemyError:
         logger.warning("site rule settings unavailable; running the library as shipped")
-        rule_settings = {}
+        rule_settings, experiments = {}, {}
     features = ReadmissionFeatures(library)
     models = tuple(
         ModelRecommender(task, ModelSlot(settings.mlflow, task), features)
@@ -187,7 +209,8 @@ def create_app(
         settings=settings,
         library=library,
         rule_settings=rule_settings,
-        services=build_services(apply_settings(library, rule_settings), models),
+        experiments=experiments,
+        services=build_services(apply_settings(library, rule_settings), models, experiments),
         store=store,
         pseudonym_key=key,
         metrics=metrics,
@@ -224,7 +247,7 @@ def _lifespan(state: AppState) -> Callable[[FastAPI], AbstractAsyncContextManage
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         async def drain_forever() -> None:
             while True:
-                await _refresh_rule_settings(state)
+                await _refresh_knowledge(state)
                 replayed = await run_in_threadpool(state.spool.drain, state.store)
                 if replayed:
                     logger.info("replayed %d spooled records", replayed)
@@ -370,6 +393,7 @@ def _add_routes(app: FastAPI, state: AppState) -> None:
                 fetch_deadline=state.settings.fetch_deadline,
                 fetch_observer=state.metrics.observe_fhir_fetch,
                 service_url=state.settings.public_base_url or str(http.base_url),
+                subject_key=_patient_key(state, request),
             )
         except InvalidRequest as error:
             return error_response(400, error.message, error.errors)
@@ -606,17 +630,24 @@ def _add_routes(app: FastAPI, state: AppState) -> None:
         )
 
 
-async def _refresh_rule_settings(state: AppState) -> None:
-    """Pick up `lhs knowledge configure` changes (from any process) without a restart."""
+async def _refresh_knowledge(state: AppState) -> None:
+    """Pick up `lhs knowledge configure` and `lhs experiment start|stop` changes (from any
+    process) without a restart."""
     try:
         current = await run_in_threadpool(load_settings, state.store.engine)
+        experiments = await run_in_threadpool(active_experiments, state.store)
     except SQLAlchemyError:
         return
-    if current != state.rule_settings:
-        state.services.update(build_services(apply_settings(state.library, current)))
+    if current != state.rule_settings or experiments != state.experiments:
+        state.services.clear()
+        state.services.update(
+            build_services(apply_settings(state.library, current), state.models, experiments)
+        )
         state.rule_settings.clear()
         state.rule_settings.update(current)
-        logger.info("site rule settings applied")
+        state.experiments.clear()
+        state.experiments.update(experiments)
+        logger.info("site rule settings and experiments applied")
 
 
 def _patient_key(state: AppState, request: HookRequest) -> str:
@@ -713,4 +744,17 @@ async def _store_invocation(
         )
         for p in (result.predictions if result else [])
     ]
-    await state.writer.write(invocation, cards, predictions)
+    assignments = [
+        AssignmentInput(
+            a.assignment.experiment_id,
+            a.assignment.arm,
+            a.card,
+            a.rule_id,
+            a.rule_version,
+            shown=a.withheld is None,
+            index_time=result.index_time or received_at,
+        )
+        for a in (result.advice + result.withheld if result else [])
+        if a.assignment is not None
+    ]
+    await state.writer.write(invocation, cards, predictions, assignments)

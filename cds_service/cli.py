@@ -14,6 +14,7 @@ import typer
 from cds_service.analytics_cli import analytics, report, sync
 from cds_service.clients_cli import clients_app
 from cds_service.config import Settings
+from cds_service.experiments_cli import experiment_app
 from cds_service.knowledge_cli import knowledge_app
 from cds_service.models_cli import mlflow_ui, models_app, retrain, train
 
@@ -23,6 +24,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(knowledge_app, name="knowledge")
 app.add_typer(clients_app, name="clients")
 app.add_typer(models_app, name="models")
+app.add_typer(experiment_app, name="experiment")
 app.command()(train)
 app.command()(retrain)
 app.command()(analytics)

@@ -69,6 +69,10 @@ class CallResult:
     advice: list[Advice]
     failed_recommenders: list[str]
     predictions: list[Prediction] = field(default_factory=list)
+    withheld: list[Advice] = field(default_factory=list)
+    """Cards computed but not shown (experiment holdouts), kept for the experiment's analysis."""
+    index_time: datetime | None = None
+    """The clinical moment of the call (EvaluationContext.index_time)."""
 
 
 DATA_AVAILABILITY_ID = "lhs-data-availability"
@@ -149,6 +153,7 @@ async def run_service(
     fetch_deadline: float | None = None,
     fetch_observer: FetchObserver | None = None,
     service_url: str | None = None,
+    subject_key: str | None = None,
 ) -> CallResult:
     hook = service.definition.hook
     if request.hook != hook:
@@ -192,6 +197,7 @@ async def run_service(
         as_of=as_of or datetime.now(UTC),
         draft_orders=draft_medication_orders(context),
         service_url=service_url,
+        subject_key=subject_key,
     )
     advice: list[Advice] = []
     failed: list[str] = []
@@ -217,4 +223,8 @@ async def run_service(
     if prefetch.unavailable or failed:
         advice.append(data_unavailable_advice(hook, prefetch.unavailable, failed))
     advice.sort(key=lambda a: INDICATOR_ORDER[a.card.indicator])
-    return CallResult(context, prefetch, record, advice, failed, predictions)
+    shown = [a for a in advice if a.withheld is None]
+    withheld = [a for a in advice if a.withheld is not None]
+    return CallResult(
+        context, prefetch, record, shown, failed, predictions, withheld, evaluation.index_time
+    )

@@ -71,14 +71,11 @@ def _cohort(
 
 def open_store(settings: Settings) -> Store:
     """The service's store, which records model decisions; it must be migrated."""
-    from alembic.script import ScriptDirectory
-
     from cds_service.storage.db import create_db_engine
-    from cds_service.storage.migrate import alembic_config, current_revision
+    from cds_service.storage.migrate import current_revision, head_revision
 
     url = settings.resolved_database_url
-    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
-    if current_revision(url) != head:
+    if current_revision(url) != head_revision():
         typer.echo(
             "the database is not migrated: run `lhs db upgrade` (or `make db`) first", err=True
         )

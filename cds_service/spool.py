@@ -24,7 +24,12 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from cds_service.schemas import Card, FeedbackItem
-from cds_service.storage.repository import IssuedCardInput, PredictionInput, Store
+from cds_service.storage.repository import (
+    AssignmentInput,
+    IssuedCardInput,
+    PredictionInput,
+    Store,
+)
 from cds_service.storage.tables import Invocation
 
 logger = logging.getLogger(__name__)
@@ -54,6 +59,7 @@ class Spool:
         invocation: Invocation,
         cards: list[IssuedCardInput],
         predictions: list[PredictionInput] | None = None,
+        assignments: list[AssignmentInput] | None = None,
     ) -> None:
         self.append(
             {
@@ -70,6 +76,18 @@ class Spool:
                     for c in cards
                 ],
                 "predictions": [dataclasses.asdict(p) for p in predictions or ()],
+                "assignments": [
+                    {
+                        "experiment_id": a.experiment_id,
+                        "arm": a.arm,
+                        "card": a.card.model_dump(mode="json", exclude_none=True),
+                        "rule_id": a.rule_id,
+                        "rule_version": a.rule_version,
+                        "shown": a.shown,
+                        "index_time": a.index_time.isoformat(),
+                    }
+                    for a in assignments or ()
+                ],
             }
         )
 
@@ -136,5 +154,15 @@ def _replay(store: Store, record: dict[str, Any]) -> None:
                     **{**p, "prediction_time": datetime.fromisoformat(p["prediction_time"])}
                 )
                 for p in record.get("predictions", ())
+            ],
+            [
+                AssignmentInput(
+                    **{
+                        **a,
+                        "card": Card.model_validate(a["card"]),
+                        "index_time": datetime.fromisoformat(a["index_time"]),
+                    }
+                )
+                for a in record.get("assignments", ())
             ],
         )

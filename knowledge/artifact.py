@@ -21,11 +21,11 @@ _SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
 _FORMATTER = string.Formatter()
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Citation(_Strict):
+class Citation(StrictModel):
     title: str
     publisher: str
     year: int = Field(ge=1900, le=2100)
@@ -33,7 +33,7 @@ class Citation(_Strict):
     evidence_grade: str | None = None
 
 
-class CardTemplate(_Strict):
+class CardTemplate(StrictModel):
     """Wording of one kind of card; ``{name}`` fields are filled from the finding's values."""
 
     indicator: Literal["info", "warning", "critical"]
@@ -49,21 +49,21 @@ class CardTemplate(_Strict):
         }
 
 
-class ThresholdBounds(_Strict):
+class ThresholdBounds(StrictModel):
     """How far a site may move a threshold from the artifact's value (inclusive)."""
 
     min: float
     max: float
 
 
-class ChangeEntry(_Strict):
+class ChangeEntry(StrictModel):
     date: date
     version: str
     change: str
     reason: str
 
 
-class RuleArtifact(_Strict):
+class RuleArtifact(StrictModel):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     version: str
     title: str

@@ -11,6 +11,7 @@ import difflib
 from pathlib import Path
 
 from knowledge.artifact import RuleArtifact, load_artifact
+from knowledge.experiment import load_experiment
 from knowledge.library import KNOWLEDGE_DIR, load_library
 from knowledge.logic import LOGIC
 from knowledge.terminology import MedicationIndex, load_value_sets
@@ -101,6 +102,14 @@ def validate(folder: Path = KNOWLEDGE_DIR) -> list[str]:
                 problems.append(
                     f"{archived.name}: archived version is not older than the current one"
                 )
+    for path in sorted((folder / "experiments").glob("*.yaml")):
+        try:
+            experiment = load_experiment(path)
+            if experiment.rule not in artifacts:
+                raise ValueError(f"{path.name}: no rule {experiment.rule!r}")
+            experiment.check_against(artifacts[experiment.rule])
+        except (ValueError, OSError) as error:
+            problems.append(f"{path.name}: {error}" if path.name not in str(error) else str(error))
     if not problems:
         try:
             load_library(folder)

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Literal, Protocol
 
 from cds_service.schemas import Card, Coding, Link, Source, Suggestion
-from fhir_client.record import MedicationEntry, PatientRecord
+from fhir_client.record import MedicationEntry, PatientRecord, encounter_entry
 from hooks.context import HookContext
 from knowledge.artifact import RuleArtifact
 from knowledge.terminology import MedicationIndex, ValueSet
@@ -58,6 +58,23 @@ class EvaluationContext:
     """Medication orders of this call (draftOrders; for order-select only the selected ones)."""
     service_url: str | None = None
     """This service's external base URL, for links to its own pages (e.g. model cards)."""
+    subject_key: str | None = None
+    """The patient's keyed pseudonym, for stable randomization in experiments (None offline)."""
+
+    @property
+    def index_time(self) -> datetime:
+        """The clinical moment the call is about, from which outcome windows count: the end
+        of the call's encounter once it has ended (a discharge), else the evaluation time."""
+        encounter_id = getattr(self.context, "encounterId", None)
+        stay = self.record.resolve(f"Encounter/{encounter_id}") if encounter_id else None
+        end = encounter_entry(stay).end if stay is not None else None
+        return min(end or self.as_of, self.as_of)
+
+
+@dataclass(frozen=True)
+class ArmAssignment:
+    experiment_id: str
+    arm: str
 
 
 @dataclass(frozen=True)
@@ -68,6 +85,10 @@ class Advice:
     rule_id: str
     rule_version: str
     inputs: Mapping[str, str] = field(default_factory=dict)
+    assignment: ArmAssignment | None = None
+    """The experiment arm this card was produced under, if any."""
+    withheld: str | None = None
+    """Why the card is logged but not shown (an experiment's holdout arm); None: shown."""
 
     @property
     def fingerprint(self) -> str:

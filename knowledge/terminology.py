@@ -12,23 +12,20 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import AnyUrl, BaseModel, ConfigDict, Field
+from pydantic import AnyUrl, Field
 
 from fhir_client.codes import RXNORM
 from fhir_client.record import Code
+from knowledge.artifact import StrictModel
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ValueSetCode(_Strict):
+class ValueSetCode(StrictModel):
     system: str
     code: str
     display: str
 
 
-class ValueSetFile(_Strict):
+class ValueSetFile(StrictModel):
     id: str
     title: str
     source: str
@@ -36,19 +33,19 @@ class ValueSetFile(_Strict):
     codes: list[ValueSetCode] = Field(min_length=1)
 
 
-class Ingredient(_Strict):
+class Ingredient(StrictModel):
     rxcui: str
     name: str
     classes: list[str] = Field(default_factory=list)
 
 
-class Product(_Strict):
+class Product(StrictModel):
     rxcui: str
     name: str
     ingredients: list[str] = Field(min_length=1, description="ingredient RxCUIs")
 
 
-class IngredientMapFile(_Strict):
+class IngredientMapFile(StrictModel):
     source: str
     ingredients: list[Ingredient]
     products: list[Product]

@@ -16,7 +16,8 @@ from cds_service.storage.repository import Store
 from cds_service.storage.tables import OutcomeEvent
 from models.tasks import TASKS
 
-_VOID = frozenset({"entered-in-error", "cancelled"})
+VOID_STATUSES = frozenset({"entered-in-error", "cancelled"})
+"""Encounter statuses that mean it did not happen."""
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,11 @@ def label_predictions(store: Store, now: datetime) -> LabelCounts:
         return LabelCounts(0, 0)
     events: dict[str, list[OutcomeEvent]] = defaultdict(list)
     for event in store.outcome_events(sorted({p.patient_key for p in pending})):
-        if event.resource_type == "Encounter" and event.status not in _VOID and event.started_at:
+        if (
+            event.resource_type == "Encounter"
+            and event.status not in VOID_STATUSES
+            and event.started_at
+        ):
             events[event.patient_key].append(event)
     labels = {}
     for prediction in pending:

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from cds_service.schemas import Action, Card, Coding, Link, Source, Suggestion
-from fhir_client.record import encounter_entry
+from cds_service.schemas import Card, Coding, Link, Source
+from knowledge.logic.readmission import transitional_care_suggestion
 from knowledge.rule import OVERRIDE_REASONS, RULE_TOPIC_SYSTEM, Advice, EvaluationContext
 from models.features import FEATURE_NAMES, FEATURE_SET_VERSION, ReadmissionFeatures
 from models.registry import CHAMPION, MlflowLocation, alias_version, download_model, model_metadata
@@ -138,8 +138,7 @@ class ModelRecommender:
         stay = ctx.record.resolve(f"Encounter/{encounter_id}") if encounter_id else None
         if served is None or stay is None:
             return None
-        end = encounter_entry(stay).end
-        at = min(end or ctx.as_of, ctx.as_of)
+        at = ctx.index_time
         assessed = self.features.assess(ctx.record, stay, at)
         if assessed is None:
             return None
@@ -231,15 +230,6 @@ def _risk_card(
             "validate locally before clinical use._",
         ]
     )
-    patient = f"Patient/{ctx.record.patient_id}"
-    follow_up = {
-        "resourceType": "ServiceRequest",
-        "status": "draft",
-        "intent": "proposal",
-        "subject": {"reference": patient},
-        "code": {"text": "Transitional care follow-up visit within 7 days of discharge"},
-        "reasonCode": [{"text": f"{task.title}: estimated risk {prediction.risk:.0%}"}],
-    }
     return Card(
         summary=f"Readmission risk {prediction.risk:.0%} in {task.horizon_days} days "
         f"(threshold {threshold:.0%}): plan transitional care",
@@ -251,15 +241,10 @@ def _risk_card(
             topic=Coding(system=RULE_TOPIC_SYSTEM, code=served.name, display=task.title),
         ),
         suggestions=[
-            Suggestion(
-                label="Propose a transitional care follow-up visit within 7 days",
-                actions=[
-                    Action(
-                        type="create",
-                        description="Transitional care follow-up within 7 days",
-                        resource=follow_up,
-                    )
-                ],
+            transitional_care_suggestion(
+                "Propose a transitional care follow-up visit within 7 days",
+                ctx.record.patient_id,
+                f"{task.title}: estimated risk {prediction.risk:.0%}",
             )
         ],
         selectionBehavior="at-most-one",

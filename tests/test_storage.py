@@ -16,7 +16,7 @@ from sqlmodel import SQLModel
 from cds_service.pseudonym import load_or_create_key, patient_key
 from cds_service.schemas import Card, FeedbackItem, Source, Suggestion
 from cds_service.storage.db import create_db_engine
-from cds_service.storage.migrate import current_revision, upgrade_database
+from cds_service.storage.migrate import current_revision, head_revision, upgrade_database
 from cds_service.storage.repository import IssuedCardInput, Store
 from cds_service.storage.tables import Invocation
 
@@ -63,7 +63,7 @@ def _feedback(card_uuid: str, **overrides) -> tuple[FeedbackItem, dict]:
 def test_migrations_match_the_models_and_are_idempotent(database_url):
     upgrade_database(database_url)
     upgrade_database(database_url)
-    assert current_revision(database_url) == "0005"
+    assert current_revision(database_url) == head_revision() == "0006"
     engine = create_db_engine(database_url)
     with engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
@@ -223,3 +223,37 @@ def test_predictions_are_stored_with_their_call_and_survive_the_spool(store, tmp
     assert stored[0].patient_key == "k" * 64 and stored[1].model_version == "3"
     assert stored[0].prediction_time == DISCHARGE + timedelta(days=1)
     assert stored[1].label is None  # the outcome window is still open
+
+
+def test_experiment_assignments_are_stored_with_the_call_and_survive_the_spool(store, tmp_path):
+    from cds_service.spool import Spool
+    from cds_service.storage.repository import AssignmentInput
+
+    shown, withheld = _card("LACE 15"), _card("LACE 12")
+    store.record_invocation(
+        _invocation(hook="encounter-discharge"),
+        [IssuedCardInput(shown, "lace-readmission-risk", "1.1.0")],
+        assignments=[
+            AssignmentInput(
+                "exp", "current", shown, "lace-readmission-risk", "1.1.0", True, DISCHARGE
+            )
+        ],
+    )
+    spool = Spool(tmp_path / "spool")
+    spool.spool_invocation(
+        _invocation(hook_instance="spooled", hook="encounter-discharge"),
+        [],
+        [],
+        [
+            AssignmentInput(
+                "exp", "holdout", withheld, "lace-readmission-risk", "1.1.0", False, DISCHARGE
+            )
+        ],
+    )
+    assert spool.drain(store) == 1
+    rows = store.assignments("exp")
+    assert [(r.arm, r.shown, r.card_uuid) for r in rows] == [
+        ("current", True, shown.uuid),
+        ("holdout", False, withheld.uuid),
+    ]
+    assert rows[1].index_time == DISCHARGE and rows[1].card["summary"] == "LACE 12"

@@ -20,6 +20,8 @@ from sqlmodel import Session, col, select
 from cds_service.outcomes import OutcomeInput
 from cds_service.schemas import Card, FeedbackItem
 from cds_service.storage.tables import (
+    Experiment,
+    ExperimentAssignment,
     FeedbackRecord,
     Invocation,
     IssuedCard,
@@ -39,6 +41,19 @@ class IssuedCardInput:
     rule_version: str
     inputs: Mapping[str, str] = field(default_factory=dict)
     fingerprint: str = ""
+
+
+@dataclass(frozen=True)
+class AssignmentInput:
+    """A card produced under an experiment arm; ``shown`` False for a holdout's card."""
+
+    experiment_id: str
+    arm: str
+    card: Card
+    rule_id: str
+    rule_version: str
+    shown: bool
+    index_time: datetime
 
 
 @dataclass(frozen=True)
@@ -100,14 +115,23 @@ class Store:
         invocation: Invocation,
         cards: Sequence[IssuedCardInput],
         predictions: Sequence[PredictionInput] = (),
+        assignments: Sequence[AssignmentInput] = (),
     ) -> int:
-        """Store a call, the cards it returned and its models' predictions, all or nothing."""
-        (invocation_id,) = self.record_invocations([(invocation, cards, predictions)])
+        """Store a call, the cards it returned, its models' predictions and the experiment
+        arms its cards were produced under, all or nothing."""
+        (invocation_id,) = self.record_invocations([(invocation, cards, predictions, assignments)])
         return invocation_id
 
     def record_invocations(
         self,
-        calls: Sequence[tuple[Invocation, Sequence[IssuedCardInput], Sequence[PredictionInput]]],
+        calls: Sequence[
+            tuple[
+                Invocation,
+                Sequence[IssuedCardInput],
+                Sequence[PredictionInput],
+                Sequence[AssignmentInput],
+            ]
+        ],
     ) -> list[int]:
         """Store several calls with their cards in one transaction (group commit).
 
@@ -120,7 +144,7 @@ class Store:
             ids = list(
                 connection.execute(
                     insert(Invocation).returning(Invocation.id, sort_by_parameter_order=True),  # type: ignore[arg-type]
-                    [invocation.model_dump(exclude={"id"}) for invocation, _, _ in calls],
+                    [invocation.model_dump(exclude={"id"}) for invocation, *_ in calls],
                 ).scalars()
             )
             now = utcnow()
@@ -140,7 +164,7 @@ class Store:
                     "inputs": dict(issued.inputs),
                     "fingerprint": issued.fingerprint,
                 }
-                for invocation_id, (invocation, cards, _) in zip(ids, calls, strict=True)
+                for invocation_id, (invocation, cards, *_) in zip(ids, calls, strict=True)
                 for issued in cards
             ]
             if card_rows:
@@ -161,12 +185,31 @@ class Store:
                     "prediction_time": p.prediction_time,
                     "horizon_days": p.horizon_days,
                 }
-                for invocation_id, (invocation, _, predictions) in zip(ids, calls, strict=True)
+                for invocation_id, (invocation, _, predictions, _) in zip(ids, calls, strict=True)
                 for p in predictions
             ]
             if prediction_rows:
                 connection.execute(insert(PredictionRecord), prediction_rows)
-        for invocation_id, (invocation, _, _) in zip(ids, calls, strict=True):
+            assignment_rows = [
+                {
+                    "invocation_id": invocation_id,
+                    "experiment_id": a.experiment_id,
+                    "arm": a.arm,
+                    "patient_key": invocation.patient_key,
+                    "rule_id": a.rule_id,
+                    "rule_version": a.rule_version,
+                    "card_uuid": a.card.uuid,
+                    "shown": a.shown,
+                    "card": a.card.model_dump(mode="json", exclude_none=True),
+                    "index_time": a.index_time,
+                    "assigned_at": now,
+                }
+                for invocation_id, (invocation, *_, assignments) in zip(ids, calls, strict=True)
+                for a in assignments
+            ]
+            if assignment_rows:
+                connection.execute(insert(ExperimentAssignment), assignment_rows)
+        for invocation_id, (invocation, *_) in zip(ids, calls, strict=True):
             invocation.id = invocation_id
         return ids
 
@@ -379,15 +422,62 @@ class Store:
 
     def latest_feedback(self, card_uuids: Sequence[str]) -> dict[str, str]:
         """The latest feedback outcome (accepted, overridden) per card we issued."""
+        return {uuid: outcome for uuid, (outcome, _) in self.feedback_actions(card_uuids).items()}
+
+    def feedback_actions(self, card_uuids: Sequence[str]) -> dict[str, tuple[str, datetime]]:
+        """The latest feedback outcome per card we issued, with when the clinician acted."""
         if not card_uuids:
             return {}
         query = (
-            select(FeedbackRecord.issued_card_uuid, FeedbackRecord.outcome)
+            select(
+                FeedbackRecord.issued_card_uuid,
+                FeedbackRecord.outcome,
+                FeedbackRecord.outcome_timestamp,
+            )
             .where(col(FeedbackRecord.issued_card_uuid).in_(card_uuids))
             .order_by(col(FeedbackRecord.outcome_timestamp))
         )
         with Session(self.engine) as session:
-            return {uuid: outcome for uuid, outcome in session.exec(query) if uuid}
+            return {uuid: (outcome, when) for uuid, outcome, when in session.exec(query) if uuid}
+
+    def start_experiment(self, experiment: Experiment) -> None:
+        """Record an experiment as active; raises ValueError if that id was used before."""
+        with Session(self.engine) as session:
+            if session.get(Experiment, experiment.id) is not None:
+                raise ValueError(f"experiment {experiment.id} exists; ids are never reused")
+            session.add(experiment)
+            session.commit()
+
+    def stop_experiment(self, experiment_id: str, reason: str) -> bool:
+        with Session(self.engine) as session:
+            found = session.get(Experiment, experiment_id)
+            if found is None or found.status != "active":
+                return False
+            found.status, found.stopped_at, found.stop_reason = "stopped", utcnow(), reason
+            session.add(found)
+            session.commit()
+            return True
+
+    def experiments(self, active_only: bool = False) -> list[Experiment]:
+        query = select(Experiment).order_by(col(Experiment.started_at))
+        if active_only:
+            query = query.where(Experiment.status == "active")
+        with Session(self.engine) as session:
+            return list(session.exec(query))
+
+    def experiment(self, experiment_id: str) -> Experiment | None:
+        with Session(self.engine) as session:
+            return session.get(Experiment, experiment_id)
+
+    def assignments(self, experiment_id: str) -> list[ExperimentAssignment]:
+        """Every card produced under the experiment, oldest first."""
+        query = (
+            select(ExperimentAssignment)
+            .where(ExperimentAssignment.experiment_id == experiment_id)
+            .order_by(col(ExperimentAssignment.id))
+        )
+        with Session(self.engine) as session:
+            return list(session.exec(query))
 
     def labelled_predictions(self, model_name: str) -> list[PredictionRecord]:
         with Session(self.engine) as session:

@@ -219,3 +219,40 @@ class ModelDecision(SQLModel, table=True):
     mlflow_run_id: str | None = Field(default=None, max_length=64)
     decided_by: str = Field(max_length=256)
     decided_at: datetime = _utc_column(index=True)
+
+
+class Experiment(SQLModel, table=True):
+    """An experiment as started (its reviewed definition), and when and why it stopped."""
+
+    id: str = Field(primary_key=True, max_length=128)
+    rule_id: str = Field(index=True, max_length=128)
+    definition: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(max_length=16)
+    """active or stopped."""
+    started_by: str = Field(max_length=256)
+    started_at: datetime = _utc_column()
+    stopped_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+    stop_reason: str | None = None
+
+
+class ExperimentAssignment(SQLModel, table=True):
+    """A card produced under an experiment arm, shown or withheld (holdout), per invocation."""
+
+    __tablename__ = "experiment_assignment"
+
+    id: int | None = Field(default=None, primary_key=True)
+    invocation_id: int = Field(foreign_key="invocation.id", index=True)
+    experiment_id: str = Field(index=True, max_length=128)
+    arm: str = Field(max_length=64)
+    patient_key: str = Field(index=True, max_length=64)
+    rule_id: str = Field(max_length=128)
+    rule_version: str = Field(max_length=32)
+    card_uuid: str = Field(index=True, max_length=64)
+    shown: bool
+    card: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    index_time: datetime = _utc_column()
+    """The clinical moment of the call (a discharge's end): the experiment's outcome window
+    counts from it."""
+    assigned_at: datetime = _utc_column(index=True)

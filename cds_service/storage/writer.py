@@ -20,7 +20,12 @@ from datetime import datetime
 from sqlalchemy.exc import SQLAlchemyError
 
 from cds_service.spool import Spool
-from cds_service.storage.repository import IssuedCardInput, PredictionInput, Store
+from cds_service.storage.repository import (
+    AssignmentInput,
+    IssuedCardInput,
+    PredictionInput,
+    Store,
+)
 from cds_service.storage.tables import Invocation
 
 logger = logging.getLogger(__name__)
@@ -33,6 +38,7 @@ class _Pending:
     invocation: Invocation
     cards: Sequence[IssuedCardInput]
     predictions: Sequence[PredictionInput]
+    assignments: Sequence[AssignmentInput]
     done: asyncio.Future[None]
     loop: asyncio.AbstractEventLoop
 
@@ -58,10 +64,11 @@ class InvocationWriter:
         invocation: Invocation,
         cards: Sequence[IssuedCardInput],
         predictions: Sequence[PredictionInput] = (),
+        assignments: Sequence[AssignmentInput] = (),
     ) -> None:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
-        self._queue.put(_Pending(invocation, cards, predictions, done, loop))
+        self._queue.put(_Pending(invocation, cards, predictions, assignments, done, loop))
         await done
 
     async def claim_jti(self, key: str, expires_at: datetime) -> bool:
@@ -98,19 +105,24 @@ class InvocationWriter:
 
     def _commit(self, batch: list[_Pending]) -> None:
         try:
-            self.store.record_invocations([(p.invocation, p.cards, p.predictions) for p in batch])
+            self.store.record_invocations(
+                [(p.invocation, p.cards, p.predictions, p.assignments) for p in batch]
+            )
         except SQLAlchemyError:
             # Store each on its own, so one bad call cannot take the batch down with it;
             # what the database will not take waits in the spool.
             for pending in batch:
                 try:
                     self.store.record_invocation(
-                        pending.invocation, pending.cards, pending.predictions
+                        pending.invocation, pending.cards, pending.predictions, pending.assignments
                     )
                 except SQLAlchemyError:
                     logger.warning("invocation spooled: database unavailable")
                     self.spool.spool_invocation(
-                        pending.invocation, list(pending.cards), list(pending.predictions)
+                        pending.invocation,
+                        list(pending.cards),
+                        list(pending.predictions),
+                        list(pending.assignments),
                     )
         for pending in batch:
             pending.loop.call_soon_threadsafe(_resolve, pending.done)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from cds_service.schemas import Action, Suggestion
 from fhir_client.record import EncounterEntry, PatientRecord, encounter_entry
 from knowledge.artifact import RuleArtifact
 from knowledge.calculators.lace import LaceResult, charlson_score, lace_index
@@ -91,11 +92,45 @@ def lace_readmission(
     resource = ctx.record.resolve(f"Encounter/{encounter_id}") if encounter_id else None
     if resource is None:
         return []
-    end = encounter_entry(resource).end
-    assessment = assess_lace(ctx.record, resource, min(end or ctx.as_of, ctx.as_of), t, knowledge)
+    assessment = assess_lace(ctx.record, resource, ctx.index_time, t, knowledge)
     if assessment is None or assessment.result.score < threshold(t, "high_risk_min_score"):
         return []
-    return [Finding(card="high_risk", values=_values(assessment, t))]
+    follow_up = transitional_care_suggestion(
+        artifact.suggestion_labels["transitional_care"],
+        ctx.record.patient_id,
+        f"LACE index {assessment.result.score}",
+    )
+    return [Finding(card="high_risk", values=_values(assessment, t), suggestions=(follow_up,))]
+
+
+FOLLOW_UP_DAYS = 7
+"""Outpatient follow-up within 7 days of discharge went with fewer 30-day readmissions
+(Hernandez 2010, cited by the LACE rule)."""
+
+
+def transitional_care_suggestion(label: str, patient_id: str, reason: str) -> Suggestion:
+    """A draft ServiceRequest proposing an early follow-up visit (what the LACE rule and the
+    readmission model advise for patients at high risk)."""
+    return Suggestion(
+        label=label,
+        actions=[
+            Action(
+                type="create",
+                description=f"Transitional care follow-up within {FOLLOW_UP_DAYS} days",
+                resource={
+                    "resourceType": "ServiceRequest",
+                    "status": "draft",
+                    "intent": "proposal",
+                    "subject": {"reference": f"Patient/{patient_id}"},
+                    "code": {
+                        "text": "Transitional care follow-up visit within "
+                        f"{FOLLOW_UP_DAYS} days of discharge"
+                    },
+                    "reasonCode": [{"text": reason}],
+                },
+            )
+        ],
+    )
 
 
 def _admission_route(
