@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from cds_service.storage.repository import Store
-from cds_service.storage.tables import ModelDecision
+from cds_service.storage.tables import ModelDecision, PredictionRecord
 from evaluation.drift import performance_by_year, population_stability_index
 from evaluation.gate import GateDecision, GatePolicy, decide
 from evaluation.metrics import evaluate_risks
@@ -41,7 +41,10 @@ from models.serving import load_served_model
 from models.tasks import PredictionTask
 from models.training import TrainingOptions, temporal_split, train_task
 
-TREATED = "accepted"
+OTHER_CARD_ACCEPTED = "other card accepted"
+TREATED = frozenset({"accepted", OTHER_CARD_ACCEPTED})
+"""Feedback groups whose outcome an intervention may have changed: the model's card was
+accepted, or another card of the same call was (e.g. the LACE rule's follow-up)."""
 MAX_SERVED_WEIGHT = 10.0
 """No served discharge counts for more than this many original ones (a handful of served
 examples must not dominate the fit)."""
@@ -65,6 +68,7 @@ def served_examples(store: Store, task: PredictionTask) -> list[Example]:
     """Labelled served predictions as examples, with the feedback on their card."""
     predictions = store.labelled_predictions(task.registered_model)
     feedback = store.latest_feedback([p.card_uuid for p in predictions if p.card_uuid])
+    acted_on = store.accepted_invocations(sorted({p.invocation_id for p in predictions}))
     examples = []
     for p in predictions:
         f = p.features
@@ -84,10 +88,21 @@ def served_examples(store: Store, task: PredictionTask) -> list[Example]:
                 lace_score=lace.score,
                 sex="male" if f["male"] else "female",
                 age_band=age_band(int(f["age_years"])),
-                feedback=feedback.get(p.card_uuid or "", "no card" if not p.card_uuid else "none"),
+                feedback=_feedback_group(p, feedback, acted_on),
             )
         )
     return examples
+
+
+def _feedback_group(
+    prediction: PredictionRecord, feedback: dict[str, str], acted_on: set[int]
+) -> str:
+    own = feedback.get(prediction.card_uuid or "")
+    if own == "accepted":
+        return own
+    if prediction.invocation_id in acted_on:
+        return OTHER_CARD_ACCEPTED
+    return own or ("none" if prediction.card_uuid else "no card")
 
 
 def served_window_start(
@@ -128,8 +143,8 @@ def retrain(
     import mlflow
 
     served = served_examples(store, task)
-    treated = [e for e in served if e.feedback == TREATED]
-    untreated = [e for e in served if e.feedback != TREATED]
+    treated = [e for e in served if e.feedback in TREATED]
+    untreated = [e for e in served if e.feedback not in TREATED]
     window_start = served_window_start(untreated, options.test_fraction)
     in_training = [e for e in untreated if window_start is None or e.predicted_at < window_start]
     weight = served_weight(len(base.examples), len(in_training), served_share)

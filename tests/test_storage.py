@@ -257,3 +257,44 @@ def test_experiment_assignments_are_stored_with_the_call_and_survive_the_spool(s
         ("holdout", False, withheld.uuid),
     ]
     assert rows[1].index_time == DISCHARGE and rows[1].card["summary"] == "LACE 12"
+
+
+def test_a_call_counts_as_acted_on_when_any_of_its_cards_was_accepted(store):
+    """Retraining leaves out patients treated through any card of the call (the LACE rule's
+    follow-up as much as the model's own card)."""
+    from cds_service.storage.repository import PredictionInput
+    from models.retraining import OTHER_CARD_ACCEPTED, served_examples
+    from models.tasks import READMISSION_30D
+
+    features = {
+        "length_of_stay_days": 5.0,
+        "acute_admission": 1.0,
+        "charlson_index": 2.0,
+        "ed_visits_6m": 1.0,
+        "male": 1.0,
+        "age_years": 70.0,
+    }
+    ids = []
+    for n, accepted in enumerate((True, False)):
+        lace = _card("LACE 15")
+        ids.append(
+            store.record_invocation(
+                _invocation(hook_instance=f"call-{n}", hook="encounter-discharge"),
+                [IssuedCardInput(lace, "lace-readmission-risk", "1.1.0")],
+                [
+                    PredictionInput(
+                        "lhs-readmission-30d", "1", 0.05, 0.12, features, {}, DISCHARGE, 30
+                    )
+                ],
+            )
+        )
+        overrides = {
+            "outcome": "accepted",
+            "acceptedSuggestions": [{"id": lace.suggestions[0].uuid}],
+        }
+        item, raw = _feedback(lace.uuid, **(overrides if accepted else {}))
+        store.record_feedback("lhs-encounter-discharge", [item], [raw])
+    assert store.accepted_invocations(ids) == {ids[0]}
+    store.set_labels({p.id: 0 for p in store.predictions("lhs-readmission-30d")})
+    groups = sorted(e.feedback for e in served_examples(store, READMISSION_30D))
+    assert groups == sorted([OTHER_CARD_ACCEPTED, "no card"])

@@ -440,6 +440,19 @@ class Store:
         with Session(self.engine) as session:
             return {uuid: (outcome, when) for uuid, outcome, when in session.exec(query) if uuid}
 
+    def accepted_invocations(self, invocation_ids: Sequence[int]) -> set[int]:
+        """The calls of which at least one card was accepted (any rule or model)."""
+        if not invocation_ids:
+            return set()
+        query = (
+            select(IssuedCard.invocation_id)
+            .join(FeedbackRecord, col(FeedbackRecord.issued_card_uuid) == col(IssuedCard.uuid))
+            .where(col(IssuedCard.invocation_id).in_(invocation_ids))
+            .where(FeedbackRecord.outcome == "accepted")
+        )
+        with Session(self.engine) as session:
+            return set(session.exec(query))
+
     def start_experiment(self, experiment: Experiment) -> None:
         """Record an experiment as active; raises ValueError if that id was used before."""
         with Session(self.engine) as session:
