@@ -585,7 +585,8 @@ def _add_routes(app: FastAPI, state: AppState) -> None:
 
     @app.get("/readyz", tags=["operations"], responses={503: {"description": "Not ready."}})
     async def readyz() -> JSONResponse:
-        """Readiness: the database answers and the knowledge library is loaded."""
+        """Readiness: the database answers and the knowledge library is loaded; also the
+        models served and the experiments running."""
         checks: dict[str, str] = {}
         try:
             await run_in_threadpool(check_database, state.store.engine)
@@ -605,7 +606,12 @@ def _add_routes(app: FastAPI, state: AppState) -> None:
             for model in state.models
         }
         return JSONResponse(
-            {"status": "ready" if ready else "not ready", "checks": checks, "models": models},
+            {
+                "status": "ready" if ready else "not ready",
+                "checks": checks,
+                "models": models,
+                "experiments": sorted(state.experiments),
+            },
             status_code=200 if ready else 503,
         )
 

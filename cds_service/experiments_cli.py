@@ -71,14 +71,14 @@ def render(analysis: ExperimentAnalysis) -> str:
         f"experiment {analysis.experiment_id} on {analysis.rule}; primary metric "
         f"{analysis.primary_metric}; control {analysis.control}; alpha per comparison "
         f"{analysis.alpha_per_comparison:.3g}; planned {analysis.planned_per_arm} patients per arm",
-        f"{'arm':<14}{'patients':>9}{'shown':>7}{'accepted':>10}{'median min':>11}"
+        f"{'arm':<20}{'patients':>9}{'shown':>7}{'accepted':>10}{'median min':>11}"
         f"{'outcome n':>10}{'outcome rate':>13}",
     ]
     for a in analysis.arms:
         minutes = "-" if a.median_minutes_to_action is None else f"{a.median_minutes_to_action:.1f}"
         name = a.arm + (" (holdout)" if a.holdout else "")
         lines.append(
-            f"{name:<14}{a.patients:>9}{a.shown:>7}{_percent(a.acceptance_rate):>10}"
+            f"{name:<20}{a.patients:>9}{a.shown:>7}{_percent(a.acceptance_rate):>10}"
             f"{minutes:>11}{a.outcome_patients:>10}{_percent(a.outcome_rate):>13}"
         )
     for metric, comparisons in (("acceptance", analysis.acceptance), ("outcome", analysis.outcome)):
@@ -116,10 +116,10 @@ def analyze_experiment(
     result = analyze(definition, experiment_patients(store, definition, datetime.now(UTC)))
     typer.echo(json.dumps(dataclasses.asdict(result), indent=2) if as_json else render(result))
     if to_mlflow:
-        _log_to_mlflow(settings, result)
+        log_analysis(settings, result)
 
 
-def _log_to_mlflow(settings: Settings, result: ExperimentAnalysis) -> None:
+def log_analysis(settings: Settings, result: ExperimentAnalysis) -> None:
     import mlflow
 
     location = settings.mlflow

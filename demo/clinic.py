@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import math
 import os
 import random
@@ -24,8 +25,10 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -37,14 +40,20 @@ from cds_service.analytics_cli import gather_report
 from cds_service.app import build_services
 from cds_service.auth import ClientRegistration, ClientRegistry
 from cds_service.config import Settings
+from cds_service.examples import EXAMPLES
+from cds_service.experiment_registry import experiment_patients, start_experiment
+from cds_service.experiments_cli import log_analysis
+from cds_service.experiments_cli import render as render_analysis
 from cds_service.storage.db import create_db_engine
 from cds_service.storage.repository import Store
 from cds_service.sweep import hook_request, load_bundle, patient_bundles
+from evaluation.experiment_analysis import analyze
 from evaluation.gate import GatePolicy
 from evaluation.metrics import evaluate_risks
 from evaluation.report import render_report
 from fhir_client.local_store import LocalFhirStore
 from fhir_client.record import PatientRecord
+from knowledge.experiment import EXPERIMENTS_DIR, ExperimentDefinition, load_experiment
 from knowledge.library import load_library
 from models.cohort import build_cohort
 from models.features import FEATURE_NAMES, ReadmissionFeatures
@@ -71,6 +80,11 @@ FIRST_MODEL_SHARE = 0.5
 """How much of the first model's log-odds holds in the clinic."""
 TREATMENT_RELATIVE_RISK = 0.6
 """Accepted transitional care multiplies the true risk by this (the simulated benefit)."""
+LACE_RULE = "lace-readmission-risk"
+EXPERIMENT = EXPERIMENTS_DIR / "lace-follow-up-wording.yaml"
+LACE_ACCEPTANCE = {"current": 0.35, "action-first": 0.50}
+"""With --experiment: how often clinicians accept each wording of the LACE card. The true
+effect of the action-first wording on acceptance is their difference, +0.15."""
 
 
 def true_risk(world: RiskModel, features: dict[str, float]) -> float:
@@ -129,6 +143,15 @@ def _generated(bundle: dict, rng: random.Random) -> dict:
     return clone
 
 
+def _action_first_opening(definition: ExperimentDefinition) -> str:
+    """How the experiment's action-first LACE card begins: its wording up to the first value."""
+    arm = definition.arm("action-first")
+    summary = arm.cards["high_risk"].summary if arm and "high_risk" in arm.cards else None
+    if summary is None:
+        raise SystemExit(f"{EXPERIMENT.name} has no action-first wording of the LACE card")
+    return summary.split("{")[0]
+
+
 def _hospital_patients(paths: list[Path], wanted: int) -> list[dict]:
     """Records of patients who have had hospital or emergency care before (the population
     that is discharged), in the given order, at most ``wanted``."""
@@ -163,8 +186,17 @@ def _discharge(patient_id: str, when: datetime, rng: random.Random) -> dict:
 
 
 class Clinic:
-    def __init__(self, url: str, minter: TokenMinter, rng: random.Random, world: RiskModel) -> None:
+    def __init__(
+        self,
+        url: str,
+        minter: TokenMinter,
+        rng: random.Random,
+        world: RiskModel,
+        lace_wording: str | None = None,
+    ) -> None:
         self.world = world
+        self.lace_wording = lace_wording
+        """With the experiment: how the action-first LACE card begins (clinicians answer it)."""
         self.url = url
         self.minter = minter
         self.rng = rng
@@ -180,6 +212,19 @@ class Clinic:
         response.raise_for_status()
         return response
 
+    def _answer(self, card: dict, accepted: bool, override_reason: str) -> None:
+        item = {
+            "card": card["uuid"],
+            "outcome": "accepted" if accepted else "overridden",
+            "outcomeTimestamp": datetime.now(UTC).isoformat(),
+        }
+        if accepted:
+            item["acceptedSuggestions"] = [{"id": card["suggestions"][0]["uuid"]}]
+        else:
+            reason = next(r for r in card["overrideReasons"] if r["code"] == override_reason)
+            item["overrideReason"] = {"reason": reason}
+        self._post(f"/cds-services/{SERVICE}/feedback", {"feedback": [item]})
+
     def visit(self, patient: Patient, when: datetime, stats: RoundStats) -> None:
         store = LocalFhirStore.from_bundles([patient.bundle])
         encounter = _discharge(patient.patient_id, when, self.rng)
@@ -190,10 +235,18 @@ class Clinic:
             "encounterId": encounter["id"],
         }
         request = hook_request(store, self.service, context)
+        resources = [e["resource"] for e in patient.bundle["entry"]] + [encounter]
+        self.serve(request, resources, encounter, stats)
+
+    def serve(
+        self, request: dict, resources: list[dict], encounter: dict, stats: RoundStats
+    ) -> None:
+        """Call the service for a discharge, answer its cards as a clinician would, and
+        report what happens to the patient in the next 30 days."""
+        patient_id = request["context"]["patientId"]
         cards = self._post(f"/cds-services/{SERVICE}", request).json()["cards"]
         stats.calls += 1
-        resources = [e["resource"] for e in patient.bundle["entry"]] + [encounter]
-        record = PatientRecord.from_resources(patient.patient_id, resources)
+        record = PatientRecord.from_resources(patient_id, resources)
         discharged = datetime.fromisoformat(encounter["period"]["end"])
         risk = true_risk(self.world, self.features(record, encounter, discharged) or {})
         card = next(
@@ -204,19 +257,15 @@ class Clinic:
         if card is not None:
             stats.cards += 1
             treated = self.rng.random() < min(0.9, 0.15 + 2.5 * risk)  # relevant cards get accepted
-            item = {
-                "card": card["uuid"],
-                "outcome": "accepted" if treated else "overridden",
-                "outcomeTimestamp": datetime.now(UTC).isoformat(),
-            }
-            if treated:
-                stats.accepted += 1
-                item["acceptedSuggestions"] = [{"id": card["suggestions"][0]["uuid"]}]
-            else:
-                stats.overridden += 1
-                reason = card["overrideReasons"][0 if risk < 0.1 else 3]
-                item["overrideReason"] = {"reason": reason}
-            self._post(f"/cds-services/{SERVICE}/feedback", {"feedback": [item]})
+            stats.accepted += treated
+            stats.overridden += not treated
+            self._answer(card, treated, "not-applicable" if risk < 0.1 else "patient-declined")
+        lace = next((c for c in cards if c["source"]["topic"]["code"] == LACE_RULE), None)
+        if self.lace_wording is not None and lace is not None:
+            wording = "action-first" if lace["summary"].startswith(self.lace_wording) else "current"
+            accepted = self.rng.random() < LACE_ACCEPTANCE[wording]
+            self._answer(lace, accepted, "already-addressed")
+            treated = treated or accepted
         if treated:
             risk *= TREATMENT_RELATIVE_RISK
         event = self.rng.random() < risk
@@ -226,11 +275,46 @@ class Clinic:
         stats.events_untreated += event and not treated
         if event:
             start = discharged + timedelta(days=self.rng.uniform(1, 29))
-            revisit = _discharge(patient.patient_id, start, self.rng) | {"class": {"code": "EMER"}}
+            revisit = _discharge(patient_id, start, self.rng) | {"class": {"code": "EMER"}}
             self._post(
                 "/outcomes",
                 {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": revisit}]},
             )
+
+
+def _frequent_attender(number: int, when: datetime, rng: random.Random) -> tuple[dict, list, dict]:
+    """A discharge of a frequent attender with heart failure and COPD (the LACE 15 example of
+    `lhs example lhs-encounter-discharge`) under a new identity and age: the request, the
+    patient's resources and the discharged stay."""
+    patient_id = f"demo-frequent-attender-{number}"
+    request = json.loads(
+        json.dumps(EXAMPLES[SERVICE](when.date())).replace("example-discharge", patient_id)
+    )
+    prefetch = request["prefetch"]
+    born = when.date() - timedelta(days=round(365.25 * rng.uniform(50, 90)))
+    prefetch["patient"]["birthDate"] = born.isoformat()
+    resources = [prefetch["patient"]] + [
+        e["resource"] for key in ("encounters", "conditions") for e in prefetch[key]["entry"]
+    ]
+    return request, resources, prefetch["encounter"]
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 30) -> None:
+    """Until the running service shows a change (a model swapped in, an experiment started)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise SystemExit("the service did not pick up the change in time")
+        time.sleep(0.5)
+
+
+def _serves(url: str, version: str) -> bool:
+    ready = httpx.get(url + "/readyz").json()
+    return bool(ready["models"][READMISSION_30D.registered_model]["version"] == version)
+
+
+def _runs(url: str, experiment_id: str) -> bool:
+    return experiment_id in httpx.get(url + "/readyz").json()["experiments"]
 
 
 def _rate(events: int, n: int) -> str:
@@ -245,6 +329,19 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=400, help="discharges per round")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data" / "demo")
+    parser.add_argument(
+        "--experiment",
+        action="store_true",
+        help=f"also run the LACE card experiment of {EXPERIMENT.relative_to(ROOT)} "
+        "(two wordings and a holdout); clinicians accept the wordings at "
+        + " and ".join(f"{p:.0%}" for p in LACE_ACCEPTANCE.values()),
+    )
+    parser.add_argument(
+        "--experiment-patients",
+        type=int,
+        default=900,
+        help="with --experiment: discharges of frequent attenders (LACE 15) randomized to its arms",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     say = lambda message: typer.echo(f"[{time.perf_counter() - started:6.1f}s] {message}")  # noqa: E731
@@ -259,6 +356,7 @@ def main() -> None:
         "LHS_PSEUDONYM_KEY": "demo",
         "LHS_AUTH": "on",
         "LHS_MODEL_REFRESH_SECONDS": "1",
+        "LHS_SPOOL_DRAIN_INTERVAL": "1",
         "LHS_LOG_LEVEL": "WARNING",
     }
     os.environ.update(env)
@@ -273,6 +371,7 @@ def main() -> None:
         capture_output=True,
     )
     store = Store(create_db_engine(settings.resolved_database_url))
+    experiment = load_experiment(EXPERIMENT) if args.experiment else None
 
     paths = list(patient_bundles(SHARED))
     say(f"building the training cohort from {len(paths)} synthetic patients ...")
@@ -338,16 +437,27 @@ def main() -> None:
             stats.gate = f"v{result.challenger_version}: {result.decision}"
             results.append(stats)
             if result.decision == "promoted":
-                deadline = time.monotonic() + 30
-                while (
-                    httpx.get(service.url + "/readyz").json()["models"][
-                        READMISSION_30D.registered_model
-                    ]["version"]
-                    != result.challenger_version
-                ):
-                    if time.monotonic() > deadline:
-                        raise SystemExit("the service did not swap in the promoted model")
-                    time.sleep(0.5)
+                _wait_for(partial(_serves, service.url, result.challenger_version))
+        if experiment is not None:
+            start_experiment(store, experiment, load_library(), "make demo")
+            say(f"experiment {experiment.id} started: " + ", ".join(a.id for a in experiment.arms))
+            _wait_for(partial(_runs, service.url, experiment.id))
+            # The experiment's own patients, with their own random stream so the model rounds
+            # above are the same with or without it; discharged 40 days ago, so their 30-day
+            # outcome windows have closed.
+            trial = Clinic(
+                service.url,
+                minter,
+                random.Random(args.seed + 1),
+                world,
+                _action_first_opening(experiment),
+            )
+            discharged = datetime.now(UTC) - timedelta(days=40)
+            with typer.progressbar(
+                range(args.experiment_patients), label="experiment: discharges"
+            ) as bar:
+                for i in bar:
+                    trial.serve(*_frequent_attender(i, discharged, trial.rng), RoundStats(0))
         report = args.data_dir / "learning-report.html"
         now = datetime.now(UTC)
         report.write_text(
@@ -372,10 +482,29 @@ def main() -> None:
             f"{_rate(s.events_treated, s.treated):>22}{_rate(s.events_untreated, s.untreated):>11}   {s.gate}"
         )
     typer.echo("")
+    if experiment is not None:
+        analysis = analyze(experiment, experiment_patients(store, experiment, datetime.now(UTC)))
+        typer.echo(render_analysis(analysis))
+        truth = LACE_ACCEPTANCE["action-first"] - LACE_ACCEPTANCE["current"]
+        found = analysis.acceptance.get("action-first")
+        if found is not None:
+            inside = found.ci_low <= truth <= found.ci_high
+            typer.echo(
+                f"true effect on acceptance set in the simulation: {truth:+.3f}; "
+                f"{'inside' if inside else 'OUTSIDE'} the 95% CI "
+                f"({found.ci_low:+.3f} to {found.ci_high:+.3f})"
+            )
+        log_analysis(settings, analysis)
+        typer.echo("")
     say("done.")
     typer.echo(
         f"MLflow:  LHS_DATA_DIR={args.data_dir} make mlflow   (experiment readmission-30d: runs and gate decisions)"
     )
+    if experiment is not None:
+        typer.echo(
+            f"Experiment: LHS_DATA_DIR={args.data_dir} .venv/bin/lhs experiment analyze "
+            f"{experiment.id}   (MLflow experiment rule-experiments)"
+        )
     typer.echo(f"Report:  {report}")
 
 

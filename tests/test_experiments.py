@@ -102,6 +102,7 @@ def test_an_experiment_runs_end_to_end_and_is_analysed(tmp_path, database_url):
     patients = 60
     with TestClient(app) as client:
         wait_for(lambda: "lace-follow-up-wording" in app.state.lhs.experiments)
+        assert client.get("/readyz").json()["experiments"] == ["lace-follow-up-wording"]
         arms: dict[int, str] = {}
         shown = Counter()
         accepted = Counter()

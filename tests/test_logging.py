@@ -135,6 +135,7 @@ def test_readiness_reports_the_database(tmp_path):
                     "version": None,
                 }
             },
+            "experiments": [],
         }
         app.state.lhs.store.engine.dispose()
         (tmp_path / "lhs.db").unlink()
