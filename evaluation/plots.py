@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import matplotlib
 
@@ -15,6 +15,7 @@ from sklearn.calibration import calibration_curve
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from evaluation.metrics import Array, DecisionCurve
+from evaluation.spc import PChart
 
 
 def _figure(title: str, xlabel: str, ylabel: str) -> tuple[Figure, Axes]:
@@ -71,4 +72,44 @@ def decision_curve_plot(curve: DecisionCurve, threshold: float | None) -> Figure
     low = float(min(np.min(curve.model), 0.0))
     axes.set_ylim(low - 0.01, float(np.max(curve.treat_all[:1])) + 0.02)
     axes.legend(loc="upper right")
+    return figure
+
+
+def p_chart_plot(chart: PChart, title: str, changes: Sequence[tuple[str, str]] = ()) -> Figure:
+    """A p-chart: proportion per period, center, 3-sigma limits, signals, version changes.
+
+    `changes` are (period label, version) pairs, e.g. from `evaluation.spc.version_changes`;
+    each gets a dashed vertical line labelled "v<version>" at that period.
+    """
+    figure, axes = _figure(title, "period", "proportion")
+    labels = [point.label for point in chart.points]
+    x = np.arange(len(labels))
+
+    def values(attribute: str) -> np.ndarray:
+        return np.array(
+            [
+                np.nan if getattr(p, attribute) is None else getattr(p, attribute)
+                for p in chart.points
+            ],
+            dtype=float,
+        )
+
+    axes.plot(x, values("proportion"), marker="o", color="tab:blue", label="proportion")
+    if chart.center is not None:
+        axes.axhline(chart.center, color="black", label=f"center {chart.center:.3f}")
+    axes.step(x, values("upper"), where="mid", color="grey", label="3-sigma limits")
+    axes.step(x, values("lower"), where="mid", color="grey")
+    flagged = [(i, p.proportion) for i, p in enumerate(chart.points) if p.signals]
+    if flagged:
+        axes.scatter(*zip(*flagged, strict=True), color="red", zorder=3, label="signal")
+    for label, version in changes:
+        if label not in labels:
+            raise ValueError(f"version change at unknown period {label!r}")
+        position = labels.index(label)
+        axes.axvline(position, color="tab:purple", linestyle="--", linewidth=1)
+        axes.text(position + 0.1, 0.98, f"v{version}", rotation=90, va="top", fontsize=8)
+    axes.set_xticks(x, labels, rotation=45, ha="right")
+    axes.set_xlim(-0.5, max(len(labels) - 0.5, 0.5))
+    axes.set_ylim(0.0, 1.0)
+    axes.legend(loc="upper left", fontsize=8)
     return figure
