@@ -8,7 +8,7 @@ import dataclasses
 import gc
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -52,6 +52,7 @@ from cds_service.schemas import (
     OutcomeResponse,
     ServiceDescription,
 )
+from cds_service.shadow_registry import active_shadow_runs, build_shadow
 from cds_service.site_settings import EffectiveSetting, apply_settings, load_settings
 from cds_service.spool import Spool
 from cds_service.storage.db import check_database, create_db_engine
@@ -60,9 +61,10 @@ from cds_service.storage.repository import (
     FeedbackOutcome,
     IssuedCardInput,
     PredictionInput,
+    ShadowInput,
     Store,
 )
-from cds_service.storage.tables import Invocation
+from cds_service.storage.tables import Invocation, ShadowRun
 from cds_service.storage.writer import InvocationWriter
 from evaluation.feedback_analytics import feedback_analytics
 from fhir_client.fhirdates import as_utc
@@ -70,6 +72,7 @@ from hooks.services import SERVICE_SPECS, service_definition
 from knowledge.experiment import ExperimentalRule, ExperimentDefinition
 from knowledge.library import KnowledgeLibrary, load_library
 from knowledge.rule import Advice, Recommender, Rule
+from knowledge.shadow import Shadow
 from models.features import ReadmissionFeatures
 from models.labels import label_predictions
 from models.serving import ModelRecommender, ModelSlot
@@ -114,15 +117,19 @@ class AppState:
     fhir_transport: httpx.AsyncBaseTransport | None
     models: tuple[ModelRecommender, ...]
     """One per prediction task; each serves its registry @champion once one is loaded."""
+    shadows: dict[str, Shadow]
+    """Candidates running in shadow mode (from the store), by id."""
 
 
 def build_services(
     library: KnowledgeLibrary,
     models: Sequence[ModelRecommender] = (),
     experiments: Mapping[str, ExperimentDefinition] | None = None,
+    shadows: Sequence[Shadow] = (),
 ) -> dict[str, Service]:
     """One service per spec, answered by the library's rules and the models for its hook;
-    a rule under an active experiment answers through its arms."""
+    a rule under an active experiment answers through its arms; shadow candidates for the
+    hook run silently beside them."""
     by_rule = {e.rule: e for e in (experiments or {}).values()}
     services: dict[str, Service] = {}
     for spec in SERVICE_SPECS:
@@ -137,7 +144,12 @@ def build_services(
         # A hook without rules or models is not offered: discovery lists only services that act.
         if rules or hook_models:
             recommenders = tuple(_under_experiment(rule, by_rule.get(rule.id)) for rule in rules)
-            services[spec.id] = Service(service_definition(spec, codes), recommenders, hook_models)
+            services[spec.id] = Service(
+                service_definition(spec, codes),
+                recommenders,
+                hook_models,
+                tuple(s for s in shadows if spec.hook in s.hooks),
+            )
     return services
 
 
@@ -205,12 +217,19 @@ def create_app(
         ModelRecommender(task, ModelSlot(settings.mlflow, task), features)
         for task in TASKS.values()
     )
+    try:
+        shadow_runs = active_shadow_runs(store)
+    except SQLAlchemyError:
+        shadow_runs = {}
+    shadows = _built_shadows(shadow_runs.values(), library, settings, models)
     state = AppState(
         settings=settings,
         library=library,
         rule_settings=rule_settings,
         experiments=experiments,
-        services=build_services(apply_settings(library, rule_settings), models, experiments),
+        services=build_services(
+            apply_settings(library, rule_settings), models, experiments, tuple(shadows.values())
+        ),
         store=store,
         pseudonym_key=key,
         metrics=metrics,
@@ -219,6 +238,7 @@ def create_app(
         authenticator=authenticator,
         fhir_transport=fhir_transport,
         models=models,
+        shadows=shadows,
     )
     app = FastAPI(
         lifespan=_lifespan(state),
@@ -636,24 +656,58 @@ def _add_routes(app: FastAPI, state: AppState) -> None:
         )
 
 
+def _built_shadows(
+    runs: Iterable[ShadowRun],
+    library: KnowledgeLibrary,
+    settings: Settings,
+    models: tuple[ModelRecommender, ...],
+) -> dict[str, Shadow]:
+    shadows = {}
+    for run in runs:
+        try:
+            shadows[run.id] = build_shadow(run, library, settings.mlflow, models)
+        except Exception:
+            # A candidate that cannot run any more must not stop the live side from answering.
+            logger.exception("shadow run %s cannot run", run.id)
+    return shadows
+
+
 async def _refresh_knowledge(state: AppState) -> None:
-    """Pick up `lhs knowledge configure` and `lhs experiment start|stop` changes (from any
-    process) without a restart."""
+    """Pick up `lhs knowledge configure`, `lhs experiment start|stop` and `lhs shadow
+    start|stop` changes (from any process) without a restart."""
     try:
         current = await run_in_threadpool(load_settings, state.store.engine)
         experiments = await run_in_threadpool(active_experiments, state.store)
+        shadow_runs = await run_in_threadpool(active_shadow_runs, state.store)
     except SQLAlchemyError:
         return
-    if current != state.rule_settings or experiments != state.experiments:
+    new_runs = [run for run in shadow_runs.values() if run.id not in state.shadows]
+    shadows = {i: shadow for i, shadow in state.shadows.items() if i in shadow_runs}
+    if new_runs:
+        shadows |= await run_in_threadpool(
+            _built_shadows, new_runs, state.library, state.settings, state.models
+        )
+    if (
+        current != state.rule_settings
+        or experiments != state.experiments
+        or shadows.keys() != state.shadows.keys()
+    ):
         state.services.clear()
         state.services.update(
-            build_services(apply_settings(state.library, current), state.models, experiments)
+            build_services(
+                apply_settings(state.library, current),
+                state.models,
+                experiments,
+                tuple(shadows.values()),
+            )
         )
         state.rule_settings.clear()
         state.rule_settings.update(current)
         state.experiments.clear()
         state.experiments.update(experiments)
-        logger.info("site rule settings and experiments applied")
+        state.shadows.clear()
+        state.shadows.update(shadows)
+        logger.info("site rule settings, experiments and shadow runs applied")
 
 
 def _patient_key(state: AppState, request: HookRequest) -> str:
@@ -763,4 +817,16 @@ async def _store_invocation(
         for a in (result.advice + result.withheld if result else [])
         if a.assignment is not None
     ]
-    await state.writer.write(invocation, cards, predictions, assignments)
+    shadows = [
+        ShadowInput(
+            c.shadow_id,
+            c.live_version,
+            c.candidate_version,
+            c.agreement,
+            c.changed,
+            [{"indicator": card.indicator, "summary": card.summary} for card in c.live],
+            [card.model_dump(mode="json", exclude_none=True) for card in c.shadow],
+        )
+        for c in (result.shadows if result else [])
+    ]
+    await state.writer.write(invocation, cards, predictions, assignments, shadows)

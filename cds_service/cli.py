@@ -17,6 +17,7 @@ from cds_service.config import Settings
 from cds_service.experiments_cli import experiment_app
 from cds_service.knowledge_cli import knowledge_app
 from cds_service.models_cli import mlflow_ui, models_app, retrain, train
+from cds_service.shadow_cli import shadow_app
 
 app = typer.Typer(help="Learning health system CDS Hooks service.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
@@ -25,6 +26,7 @@ app.add_typer(knowledge_app, name="knowledge")
 app.add_typer(clients_app, name="clients")
 app.add_typer(models_app, name="models")
 app.add_typer(experiment_app, name="experiment")
+app.add_typer(shadow_app, name="shadow")
 app.command()(train)
 app.command()(retrain)
 app.command()(analytics)

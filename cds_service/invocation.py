@@ -26,6 +26,7 @@ from fhir_client.resolve import PrefetchResult, resolve_prefetch
 from hooks.context import HOOK_CONTEXTS, HookContext, OrderSelectContext
 from hooks.services import ServiceDefinition
 from knowledge.rule import RULE_TOPIC_SYSTEM, Advice, EvaluationContext, Recommender
+from knowledge.shadow import Shadow, ShadowComparison
 from models.serving import ModelRecommender, Prediction
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,8 @@ class Service:
     definition: ServiceDefinition
     recommenders: tuple[Recommender, ...]
     models: tuple[ModelRecommender, ...] = ()
+    shadows: tuple[Shadow, ...] = ()
+    """Candidates run silently beside the live recommenders (shadow mode)."""
 
     @property
     def id(self) -> str:
@@ -73,6 +76,8 @@ class CallResult:
     """Cards computed but not shown (experiment holdouts), kept for the experiment's analysis."""
     index_time: datetime | None = None
     """The clinical moment of the call (EvaluationContext.index_time)."""
+    shadows: list[ShadowComparison] = field(default_factory=list)
+    """What each shadow candidate would have shown, beside what the live side computed."""
 
 
 DATA_AVAILABILITY_ID = "lhs-data-availability"
@@ -220,11 +225,36 @@ async def run_service(
             predictions.append(prediction)
             if prediction.advice is not None:
                 advice.append(prediction.advice)
+    comparisons = _shadow_comparisons(service, evaluation, advice)
     if prefetch.unavailable or failed:
         advice.append(data_unavailable_advice(hook, prefetch.unavailable, failed))
     advice.sort(key=lambda a: INDICATOR_ORDER[a.card.indicator])
     shown = [a for a in advice if a.withheld is None]
     withheld = [a for a in advice if a.withheld is not None]
     return CallResult(
-        context, prefetch, record, shown, failed, predictions, withheld, evaluation.index_time
+        context,
+        prefetch,
+        record,
+        shown,
+        failed,
+        predictions,
+        withheld,
+        evaluation.index_time,
+        comparisons,
     )
+
+
+def _shadow_comparisons(
+    service: Service, evaluation: EvaluationContext, computed: Sequence[Advice]
+) -> list[ShadowComparison]:
+    versions = {r.id: r.version for r in (*service.recommenders, *service.models)}
+    comparisons = []
+    for shadow in service.shadows:
+        try:
+            comparisons.append(
+                shadow.compare(evaluation, computed, versions.get(shadow.subject, ""))
+            )
+        except Exception:
+            # A faulty candidate is what shadow mode is there to find: logged, never shown.
+            logger.exception("shadow %s failed", shadow.id)
+    return comparisons

@@ -28,6 +28,7 @@ from cds_service.storage.repository import (
     AssignmentInput,
     IssuedCardInput,
     PredictionInput,
+    ShadowInput,
     Store,
 )
 from cds_service.storage.tables import Invocation
@@ -60,6 +61,7 @@ class Spool:
         cards: list[IssuedCardInput],
         predictions: list[PredictionInput] | None = None,
         assignments: list[AssignmentInput] | None = None,
+        shadows: list[ShadowInput] | None = None,
     ) -> None:
         self.append(
             {
@@ -88,6 +90,7 @@ class Spool:
                     }
                     for a in assignments or ()
                 ],
+                "shadows": [dataclasses.asdict(s) for s in shadows or ()],
             }
         )
 
@@ -165,4 +168,5 @@ def _replay(store: Store, record: dict[str, Any]) -> None:
                 )
                 for a in record.get("assignments", ())
             ],
+            [ShadowInput(**s) for s in record.get("shadows", ())],
         )

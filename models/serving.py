@@ -76,6 +76,15 @@ class ModelSlot:
         self.current: ServedModel | None = None
         self.status = "not checked yet"
 
+    @classmethod
+    def pinned(cls, location: MlflowLocation, task: PredictionTask, version: str) -> ModelSlot:
+        """A slot holding one registered version for good (a challenger in shadow mode): it
+        is never refreshed. Raises what loading raises."""
+        slot = cls(location, task)
+        slot.current = load_served_model(location, task.registered_model, version)
+        slot.status = "ok"
+        return slot
+
     def refresh(self) -> bool:
         """Follow @champion; True when another version was swapped in. Blocking: run in a thread."""
         name = self.task.registered_model

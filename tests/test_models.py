@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from cds_service.cli import app as cli
@@ -36,6 +37,7 @@ from models.serving import ModelSlot, load_served_model
 from models.tasks import READMISSION_30D
 from tests.service_app import app_factory
 from tests.shared_data import load_bundle, patient_files
+from tests.waiting import wait_for
 
 runner = CliRunner()
 TASK = READMISSION_30D
@@ -421,6 +423,50 @@ def test_a_new_champion_is_swapped_in_during_requests_without_errors(trained, co
     # Each call was answered wholly by one version: the swap happened once, in order.
     switch = served_versions.index(str(new.version))
     assert set(served_versions[switch:]) == {str(new.version)}
+
+
+def test_a_challenger_runs_in_shadow_beside_the_champion(trained, cohort, tmp_path):
+    """The same model registered again runs silently: it agrees on every call, and the
+    clinician only ever sees the champion's version."""
+    settings, _, _ = trained
+    location = settings.mlflow
+    import mlflow
+
+    with location.active():
+        source = location.client().get_model_version(TASK.registered_model, "1").source
+        twin = str(mlflow.register_model(source, TASK.registered_model).version)
+    app = app_factory(tmp_path)(mlflow_tracking_uri=location.tracking_uri, spool_drain_interval=0.1)
+    state = app.state.lhs
+    env = {
+        "LHS_DATA_DIR": str(settings.data_dir),
+        "LHS_DATABASE_URL": state.settings.resolved_database_url,
+        "LHS_MLFLOW_TRACKING_URI": location.tracking_uri,
+        "LHS_PSEUDONYM_KEY": "test-secret",
+    }
+    started = runner.invoke(
+        cli,
+        ["shadow", "start", "twin", "--model", TASK.name, "--version", twin, "--by", "ML team"],
+        env=env,
+    )
+    assert started.exit_code == 0, started.output
+    missing = runner.invoke(
+        cli,
+        ["shadow", "start", "ghost", "--model", TASK.name, "--version", "999", "--by", "ML team"],
+        env=env,
+    )
+    assert missing.exit_code == 1 and "cannot be served" in missing.output
+    _, requests = _discharge_requests(cohort, state.services["lhs-encounter-discharge"], 6)
+    with TestClient(app) as client:
+        wait_for(lambda: "twin" in state.shadows)
+        for request in requests:
+            response = client.post("/cds-services/lhs-encounter-discharge", json=request)
+            assert response.status_code == 200
+            for card in response.json()["cards"]:
+                assert f"versions/{twin}/" not in json.dumps(card)
+    summary = json.loads(runner.invoke(cli, ["shadow", "report", "twin", "--json"], env=env).output)
+    assert summary["calls"] == 6 and summary["agreement_rate"] == 1.0
+    assert summary["live_versions"] == ["1"] and summary["candidate_version"] == twin
+    assert summary["extra"] == summary["missed"] == 0
 
 
 def test_without_a_model_the_rules_still_answer_and_readyz_says_so(tmp_path):

@@ -63,7 +63,7 @@ def _feedback(card_uuid: str, **overrides) -> tuple[FeedbackItem, dict]:
 def test_migrations_match_the_models_and_are_idempotent(database_url):
     upgrade_database(database_url)
     upgrade_database(database_url)
-    assert current_revision(database_url) == head_revision() == "0006"
+    assert current_revision(database_url) == head_revision() == "0007"
     engine = create_db_engine(database_url)
     with engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
@@ -257,6 +257,43 @@ def test_experiment_assignments_are_stored_with_the_call_and_survive_the_spool(s
         ("holdout", False, withheld.uuid),
     ]
     assert rows[1].index_time == DISCHARGE and rows[1].card["summary"] == "LACE 12"
+
+
+def test_shadow_comparisons_are_stored_with_the_call_and_survive_the_spool(store, tmp_path):
+    from cds_service.spool import Spool
+    from cds_service.storage.repository import ShadowInput
+
+    both = ShadowInput(
+        "lace-12",
+        "1.1.0",
+        "1.2.0",
+        "both",
+        True,
+        [{"indicator": "warning", "summary": "LACE 15"}],
+        [_card("LACE 15 (new wording)").model_dump(mode="json", exclude_none=True)],
+    )
+    store.record_invocation(_invocation(hook="encounter-discharge"), [], shadows=[both])
+    spool = Spool(tmp_path / "spool")
+    missed = ShadowInput(
+        "lace-12",
+        "1.1.0",
+        "1.2.0",
+        "missed",
+        False,
+        [{"indicator": "warning", "summary": "LACE 10"}],
+        [],
+    )
+    spool.spool_invocation(
+        _invocation(hook_instance="spooled", hook="encounter-discharge"), [], [], [], [missed]
+    )
+    assert spool.drain(store) == 1
+    rows = store.shadow_comparisons("lace-12")
+    assert [(r.agreement, r.changed, r.patient_key) for r in rows] == [
+        ("both", True, "k" * 64),
+        ("missed", False, "k" * 64),
+    ]
+    assert rows[0].shadow[0]["summary"] == "LACE 15 (new wording)"
+    assert rows[1].live == [{"indicator": "warning", "summary": "LACE 10"}]
 
 
 def test_a_call_counts_as_acted_on_when_any_of_its_cards_was_accepted(store):

@@ -29,6 +29,8 @@ from cds_service.storage.tables import (
     OutcomeEvent,
     PredictionRecord,
     SeenJti,
+    ShadowComparisonRecord,
+    ShadowRun,
     utcnow,
 )
 from evaluation.feedback_analytics import CardRow
@@ -54,6 +56,19 @@ class AssignmentInput:
     rule_version: str
     shown: bool
     index_time: datetime
+
+
+@dataclass(frozen=True)
+class ShadowInput:
+    """What a shadow candidate would have shown on a call, beside the live side's cards."""
+
+    shadow_id: str
+    live_version: str
+    candidate_version: str
+    agreement: str
+    changed: bool
+    live: list[dict[str, Any]]
+    shadow: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -104,6 +119,16 @@ _OVERRIDDEN = (
 )
 
 
+CallRows = tuple[
+    Invocation,
+    Sequence[IssuedCardInput],
+    Sequence[PredictionInput],
+    Sequence[AssignmentInput],
+    Sequence[ShadowInput],
+]
+"""One call as stored: the invocation, its cards, predictions, arms and shadow comparisons."""
+
+
 class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -116,23 +141,16 @@ class Store:
         cards: Sequence[IssuedCardInput],
         predictions: Sequence[PredictionInput] = (),
         assignments: Sequence[AssignmentInput] = (),
+        shadows: Sequence[ShadowInput] = (),
     ) -> int:
-        """Store a call, the cards it returned, its models' predictions and the experiment
-        arms its cards were produced under, all or nothing."""
-        (invocation_id,) = self.record_invocations([(invocation, cards, predictions, assignments)])
+        """Store a call, the cards it returned, its models' predictions, the experiment arms
+        its cards were produced under and its shadow comparisons, all or nothing."""
+        (invocation_id,) = self.record_invocations(
+            [(invocation, cards, predictions, assignments, shadows)]
+        )
         return invocation_id
 
-    def record_invocations(
-        self,
-        calls: Sequence[
-            tuple[
-                Invocation,
-                Sequence[IssuedCardInput],
-                Sequence[PredictionInput],
-                Sequence[AssignmentInput],
-            ]
-        ],
-    ) -> list[int]:
+    def record_invocations(self, calls: Sequence[CallRows]) -> list[int]:
         """Store several calls with their cards in one transaction (group commit).
 
         Core inserts with RETURNING (executemany): this runs for every hook call, and the
@@ -185,7 +203,7 @@ class Store:
                     "prediction_time": p.prediction_time,
                     "horizon_days": p.horizon_days,
                 }
-                for invocation_id, (invocation, _, predictions, _) in zip(ids, calls, strict=True)
+                for invocation_id, (invocation, _, predictions, *_) in zip(ids, calls, strict=True)
                 for p in predictions
             ]
             if prediction_rows:
@@ -204,11 +222,23 @@ class Store:
                     "index_time": a.index_time,
                     "assigned_at": now,
                 }
-                for invocation_id, (invocation, *_, assignments) in zip(ids, calls, strict=True)
+                for invocation_id, (invocation, *_, assignments, _) in zip(ids, calls, strict=True)
                 for a in assignments
             ]
             if assignment_rows:
                 connection.execute(insert(ExperimentAssignment), assignment_rows)
+            shadow_rows = [
+                {
+                    **dataclasses.asdict(shadow),
+                    "invocation_id": invocation_id,
+                    "patient_key": invocation.patient_key,
+                    "compared_at": now,
+                }
+                for invocation_id, (invocation, *_, shadows) in zip(ids, calls, strict=True)
+                for shadow in shadows
+            ]
+            if shadow_rows:
+                connection.execute(insert(ShadowComparisonRecord), shadow_rows)
         for invocation_id, (invocation, *_) in zip(ids, calls, strict=True):
             invocation.id = invocation_id
         return ids
@@ -491,6 +521,42 @@ class Store:
         )
         with Session(self.engine) as session:
             return list(session.exec(query))
+
+    def start_shadow(self, run: ShadowRun) -> None:
+        """Record a shadow run as active; raises ValueError if that id was used before."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            if session.get(ShadowRun, run.id) is not None:
+                raise ValueError(f"shadow run {run.id} exists; ids are never reused")
+            session.add(run)
+            session.commit()
+
+    def stop_shadow(self, shadow_id: str) -> bool:
+        with Session(self.engine) as session:
+            found = session.get(ShadowRun, shadow_id)
+            if found is None or found.status != "active":
+                return False
+            found.status, found.stopped_at = "stopped", utcnow()
+            session.add(found)
+            session.commit()
+            return True
+
+    def shadow_runs(self, active_only: bool = False) -> list[ShadowRun]:
+        query = select(ShadowRun).order_by(col(ShadowRun.started_at))
+        if active_only:
+            query = query.where(ShadowRun.status == "active")
+        with Session(self.engine) as session:
+            return list(session.exec(query))
+
+    def shadow_comparisons(
+        self, shadow_id: str, since: datetime | None = None, until: datetime | None = None
+    ) -> list[ShadowComparisonRecord]:
+        query = select(ShadowComparisonRecord).where(ShadowComparisonRecord.shadow_id == shadow_id)
+        if since is not None:
+            query = query.where(col(ShadowComparisonRecord.compared_at) >= since)
+        if until is not None:
+            query = query.where(col(ShadowComparisonRecord.compared_at) < until)
+        with Session(self.engine) as session:
+            return list(session.exec(query.order_by(col(ShadowComparisonRecord.id))))
 
     def labelled_predictions(self, model_name: str) -> list[PredictionRecord]:
         with Session(self.engine) as session:

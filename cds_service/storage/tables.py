@@ -256,3 +256,43 @@ class ExperimentAssignment(SQLModel, table=True):
     """The clinical moment of the call (a discharge's end): the experiment's outcome window
     counts from it."""
     assigned_at: datetime = _utc_column(index=True)
+
+
+class ShadowRun(SQLModel, table=True):
+    """A candidate run in shadow mode: what it is, who started it, when it stopped."""
+
+    __tablename__ = "shadow_run"
+
+    id: str = Field(primary_key=True, max_length=128)
+    kind: str = Field(max_length=16)
+    """rule or model."""
+    subject: str = Field(index=True, max_length=128)
+    """The live rule or registered model it is compared with."""
+    candidate_version: str = Field(max_length=32)
+    definition: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(max_length=16)
+    started_by: str = Field(max_length=256)
+    started_at: datetime = _utc_column()
+    stopped_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+
+
+class ShadowComparisonRecord(SQLModel, table=True):
+    """Per call: what the live side and the shadow candidate produced."""
+
+    __tablename__ = "shadow_comparison"
+
+    id: int | None = Field(default=None, primary_key=True)
+    invocation_id: int = Field(foreign_key="invocation.id", index=True)
+    shadow_id: str = Field(index=True, max_length=128)
+    patient_key: str = Field(max_length=64)
+    live_version: str = Field(max_length=32)
+    candidate_version: str = Field(max_length=32)
+    agreement: str = Field(max_length=16)
+    changed: bool
+    live: list[Any] = _json_column()
+    """The live side's cards (indicator and summary)."""
+    shadow: list[Any] = _json_column()
+    """The cards the candidate would have shown, whole."""
+    compared_at: datetime = _utc_column(index=True)

@@ -24,6 +24,7 @@ from cds_service.storage.repository import (
     AssignmentInput,
     IssuedCardInput,
     PredictionInput,
+    ShadowInput,
     Store,
 )
 from cds_service.storage.tables import Invocation
@@ -39,6 +40,7 @@ class _Pending:
     cards: Sequence[IssuedCardInput]
     predictions: Sequence[PredictionInput]
     assignments: Sequence[AssignmentInput]
+    shadows: Sequence[ShadowInput]
     done: asyncio.Future[None]
     loop: asyncio.AbstractEventLoop
 
@@ -65,10 +67,11 @@ class InvocationWriter:
         cards: Sequence[IssuedCardInput],
         predictions: Sequence[PredictionInput] = (),
         assignments: Sequence[AssignmentInput] = (),
+        shadows: Sequence[ShadowInput] = (),
     ) -> None:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
-        self._queue.put(_Pending(invocation, cards, predictions, assignments, done, loop))
+        self._queue.put(_Pending(invocation, cards, predictions, assignments, shadows, done, loop))
         await done
 
     async def claim_jti(self, key: str, expires_at: datetime) -> bool:
@@ -106,7 +109,7 @@ class InvocationWriter:
     def _commit(self, batch: list[_Pending]) -> None:
         try:
             self.store.record_invocations(
-                [(p.invocation, p.cards, p.predictions, p.assignments) for p in batch]
+                [(p.invocation, p.cards, p.predictions, p.assignments, p.shadows) for p in batch]
             )
         except SQLAlchemyError:
             # Store each on its own, so one bad call cannot take the batch down with it;
@@ -114,7 +117,11 @@ class InvocationWriter:
             for pending in batch:
                 try:
                     self.store.record_invocation(
-                        pending.invocation, pending.cards, pending.predictions, pending.assignments
+                        pending.invocation,
+                        pending.cards,
+                        pending.predictions,
+                        pending.assignments,
+                        pending.shadows,
                     )
                 except SQLAlchemyError:
                     logger.warning("invocation spooled: database unavailable")
@@ -123,6 +130,7 @@ class InvocationWriter:
                         list(pending.cards),
                         list(pending.predictions),
                         list(pending.assignments),
+                        list(pending.shadows),
                     )
         for pending in batch:
             pending.loop.call_soon_threadsafe(_resolve, pending.done)
