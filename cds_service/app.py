@@ -205,7 +205,7 @@ def create_app(
             "AUTHENTICATION IS OFF (LHS_AUTH=off): any caller can use this service. "
             "Use this only for a local trial, never with real patient data."
         )
-    library = library or load_library()
+    library = library or load_library(settings.knowledge_dir)
     try:
         rule_settings = load_settings(store.engine)
         experiments = active_experiments(store)

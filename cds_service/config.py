@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from knowledge.library import KNOWLEDGE_DIR
 from models.registry import MlflowLocation
 
 
@@ -17,6 +18,11 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(
         Path("data"), description="Folder for the embedded SQLite database and keys."
+    )
+    knowledge_dir: Path = Field(
+        KNOWLEDGE_DIR,
+        description="The knowledge library (rules, archive, value sets, experiments); approved "
+        "change proposals are installed here. Default: the one shipped with the service.",
     )
     database_url: str | None = Field(
         None,

@@ -29,7 +29,8 @@ def start(
 
     try:
         definition = load_experiment(path)
-        start_experiment(open_store(Settings()), definition, load_library(), by)
+        settings = Settings()
+        start_experiment(open_store(settings), definition, load_library(settings.knowledge_dir), by)
     except ValueError as error:
         typer.echo(f"not started: {error}", err=True)
         raise typer.Exit(1) from None

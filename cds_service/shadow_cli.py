@@ -41,7 +41,9 @@ def start(
     store = open_store(settings)
     try:
         if rule_file is not None and model is None:
-            run = start_rule_shadow(store, shadow_id, rule_file, load_library(), by)
+            run = start_rule_shadow(
+                store, shadow_id, rule_file, load_library(settings.knowledge_dir), by
+            )
         elif model is not None and version is not None and rule_file is None:
             run = start_model_shadow(store, shadow_id, model, version, settings.mlflow, by)
         else:

@@ -28,6 +28,10 @@ class CardRow:
     outcome: str | None
     override_reason: str | None
     answered_at: datetime | None
+    override_code: str | None = None
+    """The coded reason (e.g. not-applicable), where ``override_reason`` is its display."""
+    comment: str | None = None
+    """The clinician's free-text comment (the feedback's userComment)."""
 
 
 @dataclass(frozen=True)
@@ -107,3 +111,11 @@ def feedback_analytics(
             if counts
         },
     )
+
+
+def version_in_use(rows: Sequence[CardRow]) -> list[tuple[str, str]]:
+    """Per week, in order, the rule version of the week's last card."""
+    latest: dict[str, CardRow] = {}
+    for row in sorted(rows, key=lambda r: r.shown_at):
+        latest[week_of(row.shown_at)] = row
+    return [(week, row.rule_version) for week, row in sorted(latest.items())]

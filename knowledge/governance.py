@@ -10,6 +10,8 @@ from __future__ import annotations
 import difflib
 from pathlib import Path
 
+import yaml
+
 from knowledge.artifact import RuleArtifact, load_artifact
 from knowledge.experiment import load_experiment
 from knowledge.library import KNOWLEDGE_DIR, load_library
@@ -57,6 +59,58 @@ def diff(rule_id: str, old: str, new: str, folder: Path = KNOWLEDGE_DIR) -> str:
 def version_key(version: str) -> tuple[int, ...]:
     """A semantic version as a sortable tuple (1.10.0 after 1.9.0)."""
     return tuple(int(part) for part in version.split("."))
+
+
+def parse_artifact(text: str) -> RuleArtifact:
+    """A rule artifact from YAML text (a proposal), checked like a file."""
+    try:
+        return RuleArtifact.model_validate(yaml.safe_load(text))
+    except (ValueError, yaml.YAMLError) as error:
+        raise ValueError(f"invalid rule artifact: {error}") from error
+
+
+def check_new_version(artifact: RuleArtifact, folder: Path = KNOWLEDGE_DIR) -> str:
+    """The version the artifact would replace ("" for a new rule); ValueError unless it is
+    newer, and its logic and value sets exist in the library."""
+    if artifact.logic not in LOGIC:
+        raise ValueError(f"unknown logic {artifact.logic!r}")
+    missing = set(artifact.value_sets) - load_value_sets(folder / "data" / "value_sets").keys()
+    if missing:
+        raise ValueError(f"unknown value sets {sorted(missing)}")
+    current = rule_paths(folder).get(artifact.id)
+    if current is None:
+        return ""
+    live = load_artifact(current).version
+    if version_key(artifact.version) <= version_key(live):
+        raise ValueError(f"{artifact.id} {artifact.version} is not newer than {live}")
+    return live
+
+
+def install_version(text: str, folder: Path = KNOWLEDGE_DIR) -> RuleArtifact:
+    """Make the artifact in ``text`` the rule's current version: the current file is kept
+    verbatim in the archive. If the library then fails validation, both files are put back
+    as they were and ValueError lists the problems."""
+    artifact = parse_artifact(text)
+    check_new_version(artifact, folder)
+    target = _rules_dir(folder) / f"{artifact.id}.yaml"
+    previous = target.read_text(encoding="utf-8") if target.exists() else None
+    archived = None
+    if previous is not None:
+        old = load_artifact(target).version
+        archived = _rules_dir(folder) / "archive" / f"{artifact.id}@{old}.yaml"
+        archived.parent.mkdir(exist_ok=True)
+        archived.write_text(previous, encoding="utf-8")
+    target.write_text(text, encoding="utf-8")
+    problems = validate(folder)
+    if problems:
+        if previous is None:
+            target.unlink()
+        else:
+            target.write_text(previous, encoding="utf-8")
+        if archived is not None:
+            archived.unlink()
+        raise ValueError("; ".join(problems))
+    return artifact
 
 
 def validate(folder: Path = KNOWLEDGE_DIR) -> list[str]:

@@ -94,13 +94,17 @@ def test_versions_are_kept_and_diffed(knowledge_copy):
         governance.diff(RULE, "0.9.0", "1.2.0", knowledge_copy)
 
 
-def test_history_and_show_and_list():
+def test_history_and_show_and_list(tmp_path):
     listed = runner.invoke(cli, ["knowledge", "list"])
     assert all(rule.id in listed.output for rule in load_library().rules)
     shown = runner.invoke(cli, ["knowledge", "show", RULE])
     assert "citations:" in shown.output and "changelog:" in shown.output
-    history = runner.invoke(cli, ["knowledge", "history", RULE])
+    # Without a database the change log alone is shown.
+    history = runner.invoke(
+        cli, ["knowledge", "history", RULE], env={"LHS_DATA_DIR": str(tmp_path)}
+    )
     assert "v1.0.0" in history.output and "archived" in history.output and "why:" in history.output
+    assert "no migrated database" in history.output
     assert runner.invoke(cli, ["knowledge", "show", "nope"]).exit_code == 2
 
 

@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 from cds_service.outcomes import OutcomeInput
 from cds_service.schemas import Card, FeedbackItem
 from cds_service.storage.tables import (
+    ChangeProposal,
     Experiment,
     ExperimentAssignment,
     FeedbackRecord,
@@ -558,6 +559,40 @@ class Store:
         with Session(self.engine) as session:
             return list(session.exec(query.order_by(col(ShadowComparisonRecord.id))))
 
+    def add_proposal(self, proposal: ChangeProposal) -> int:
+        with Session(self.engine, expire_on_commit=False) as session:
+            session.add(proposal)
+            session.commit()
+            assert proposal.id is not None
+            return proposal.id
+
+    def proposal(self, proposal_id: int) -> ChangeProposal | None:
+        with Session(self.engine) as session:
+            return session.get(ChangeProposal, proposal_id)
+
+    def proposals(self, rule_id: str | None = None) -> list[ChangeProposal]:
+        query = select(ChangeProposal).order_by(col(ChangeProposal.id))
+        if rule_id is not None:
+            query = query.where(ChangeProposal.rule_id == rule_id)
+        with Session(self.engine) as session:
+            return list(session.exec(query))
+
+    def decide_proposal(
+        self, proposal_id: int, status: str, reviewed_by: str, note: str
+    ) -> ChangeProposal:
+        """Record a review; ValueError unless the proposal is still waiting for one."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            found = session.get(ChangeProposal, proposal_id)
+            if found is None:
+                raise ValueError(f"no proposal {proposal_id}")
+            if found.status != "proposed":
+                raise ValueError(f"proposal {proposal_id} was {found.status} already")
+            found.status, found.reviewed_by, found.review_note = status, reviewed_by, note
+            found.reviewed_at = utcnow()
+            session.add(found)
+            session.commit()
+            return found
+
     def labelled_predictions(self, model_name: str) -> list[PredictionRecord]:
         with Session(self.engine) as session:
             query = select(PredictionRecord).where(
@@ -566,13 +601,18 @@ class Store:
             )
             return list(session.exec(query.order_by(col(PredictionRecord.prediction_time))))
 
-    def card_feedback_rows(self, since: datetime, until: datetime) -> list[CardRow]:
-        """Every card shown in [since, until) with its call's hook and user and its latest feedback."""
+    def card_feedback_rows(
+        self, since: datetime, until: datetime, rule_id: str | None = None
+    ) -> list[CardRow]:
+        """Every card shown in [since, until) (of one rule, if given) with its call's hook and
+        user and its latest feedback."""
         cards = (
             select(IssuedCard, Invocation.hook, Invocation.user_reference)
             .join(Invocation, col(Invocation.id) == col(IssuedCard.invocation_id))
             .where(col(IssuedCard.created_at) >= since, col(IssuedCard.created_at) < until)
         )
+        if rule_id is not None:
+            cards = cards.where(IssuedCard.rule_id == rule_id)
         with Session(self.engine) as session:
             shown = list(session.exec(cards))
             uuids = [card.uuid for card, _, _ in shown]
@@ -601,6 +641,8 @@ class Store:
                     if answer
                     else None,
                     answered_at=answer.outcome_timestamp if answer else None,
+                    override_code=answer.override_reason_code if answer else None,
+                    comment=answer.user_comment if answer else None,
                 )
             )
         return rows

@@ -296,3 +296,30 @@ class ShadowComparisonRecord(SQLModel, table=True):
     shadow: list[Any] = _json_column()
     """The cards the candidate would have shown, whole."""
     compared_at: datetime = _utc_column(index=True)
+
+
+class ChangeProposal(SQLModel, table=True):
+    """A proposed new version of a rule, why and on what evidence, and its review."""
+
+    __tablename__ = "change_proposal"
+
+    id: int | None = Field(default=None, primary_key=True)
+    rule_id: str = Field(index=True, max_length=128)
+    from_version: str = Field(max_length=32)
+    """The version it changes ("" for a new rule)."""
+    to_version: str = Field(max_length=32)
+    artifact_text: str
+    """The proposed artifact, verbatim (it becomes the rule's file on approval)."""
+    rationale: str
+    source: str = Field(max_length=256)
+    """What prompted it: clinician-comment, override-pattern, experiment:ID, shadow:ID, ..."""
+    evidence: str = ""
+    proposed_by: str = Field(max_length=256)
+    proposed_at: datetime = _utc_column()
+    status: str = Field(max_length=16)
+    """proposed, approved or rejected."""
+    reviewed_by: str | None = Field(default=None, max_length=256)
+    review_note: str | None = None
+    reviewed_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
