@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,6 +13,7 @@ import typer
 from cds_service.config import Settings
 from cds_service.storage.repository import Store
 from evaluation.feedback_analytics import FeedbackAnalytics, Rates, feedback_analytics
+from evaluation.improvement_report import ImprovementData
 from evaluation.report import Decision, LabelledPrediction, ReportData, render_report
 
 
@@ -97,6 +99,7 @@ def _log_to_mlflow(
 
 def gather_report(store: Store, since: datetime, until: datetime) -> ReportData:
     """The report's data for [since, until) and the period of the same length before it."""
+    from cds_service.improvements import gather_improvements
     from models.cohort import age_band
     from models.tasks import TASKS
 
@@ -140,6 +143,7 @@ def gather_report(store: Store, since: datetime, until: datetime) -> ReportData:
         predictions=labelled(since, until),
         previous_predictions=labelled(before, since),
         decisions=decisions,
+        improvements=gather_improvements(store, since, until),
     )
 
 
@@ -175,6 +179,7 @@ def report(
                 experiment_id=experiment_id, run_name=f"report to {until:%Y-%m-%d}"
             ):
                 mlflow.log_artifact(str(out))
+                log_improvements(data.improvements)
         typer.echo("logged to MLflow experiment learning-reports")
 
 
@@ -218,3 +223,29 @@ def sync(
     )
     for error in result.errors:
         typer.echo(f"  rejected {error['field']}: {error['message']}", err=True)
+
+
+def log_improvements(improvements: ImprovementData) -> None:
+    """Into the active MLflow run: each control chart as a PNG, and the shadow runs,
+    experiments and knowledge changes as JSON, beside the report."""
+    import mlflow
+
+    from evaluation.plots import p_chart_plot
+
+    for chart in improvements.charts:
+        title = f"{chart.subject}: {chart.metric}"
+        mlflow.log_figure(
+            p_chart_plot(chart.chart, title, chart.changes), f"control-charts/{chart.subject}.png"
+        )
+    for name in ("charts", "voices", "shadows", "experiments", "changes"):
+        records = [dataclasses.asdict(item) for item in getattr(improvements, name)]
+        mlflow.log_text(json.dumps(records, indent=2, default=str), f"improvements/{name}.json")
+    signals = sum(len(chart.chart.signals) for chart in improvements.charts)
+    mlflow.log_metrics(
+        {
+            "control_chart_signals": float(signals),
+            "rules_needing_review": float(sum(v.needs_review for v in improvements.voices)),
+            "shadow_runs": float(len(improvements.shadows)),
+            "knowledge_changes": float(len(improvements.changes)),
+        }
+    )

@@ -5,15 +5,13 @@ that with the change log and what was measured while each version was live."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from cds_service.storage.repository import Store
 from cds_service.storage.tables import ChangeProposal
-from evaluation.experiments import newcombe_interval, wilson_interval
-from evaluation.feedback_analytics import CardRow
+from evaluation.version_effects import VersionEffect, version_effects
 from knowledge import governance
 from knowledge.artifact import load_artifact
 from knowledge.library import KNOWLEDGE_DIR
@@ -85,21 +83,6 @@ def review(
 
 
 @dataclass(frozen=True)
-class VersionEffect:
-    """What clinicians did with a version's cards while it was live."""
-
-    version: str
-    first_shown: datetime | None
-    shown: int
-    answered: int
-    accepted: int
-    acceptance_rate: float | None
-    acceptance_ci: tuple[float, float] | None
-    change_from_previous: tuple[float, float, float] | None
-    """Acceptance difference against the version before, with its 95% Newcombe interval."""
-
-
-@dataclass(frozen=True)
 class VersionHistory:
     version: str
     date: str
@@ -109,37 +92,6 @@ class VersionHistory:
     """current, archived, or "" when only the change log remembers it."""
     proposal: ChangeProposal | None
     effect: VersionEffect | None
-
-
-def version_effects(rows: list[CardRow]) -> dict[str, VersionEffect]:
-    by_version: dict[str, list[CardRow]] = defaultdict(list)
-    for row in rows:
-        by_version[row.rule_version].append(row)
-    ordered = sorted(by_version, key=governance.version_key)
-    effects: dict[str, VersionEffect] = {}
-    previous: VersionEffect | None = None
-    for version in ordered:
-        members = by_version[version]
-        answered = [r for r in members if r.outcome is not None]
-        accepted = sum(r.outcome == "accepted" for r in answered)
-        change = None
-        if previous is not None and previous.answered and answered:
-            low, high = newcombe_interval(
-                accepted, len(answered), previous.accepted, previous.answered
-            )
-            change = (accepted / len(answered) - previous.accepted / previous.answered, low, high)
-        effect = VersionEffect(
-            version=version,
-            first_shown=min(r.shown_at for r in members),
-            shown=len(members),
-            answered=len(answered),
-            accepted=accepted,
-            acceptance_rate=accepted / len(answered) if answered else None,
-            acceptance_ci=wilson_interval(accepted, len(answered)) if answered else None,
-            change_from_previous=change,
-        )
-        effects[version] = previous = effect
-    return effects
 
 
 def rule_history(

@@ -7,11 +7,8 @@ drift), computed here for a period and compared with the period before it.
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
@@ -20,6 +17,8 @@ from matplotlib.figure import Figure
 from evaluation.drift import population_stability_index
 from evaluation.fairness import subgroup_performance
 from evaluation.feedback_analytics import FeedbackAnalytics, Rates
+from evaluation.html_parts import percent, png, table
+from evaluation.improvement_report import ImprovementData, render_improvements
 from evaluation.plots import calibration_plot
 
 LOW_ACCEPTANCE = 0.3
@@ -53,25 +52,7 @@ class ReportData:
     predictions: Sequence[LabelledPrediction]
     previous_predictions: Sequence[LabelledPrediction]
     decisions: Sequence[Decision]
-
-
-def _png(figure: Figure) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", bbox_inches="tight")
-    data = base64.b64encode(buffer.getvalue()).decode()
-    return f'<img alt="" src="data:image/png;base64,{data}">'
-
-
-def _percent(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.0%}"
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    improvements: ImprovementData = field(default_factory=ImprovementData)
 
 
 def acceptance_plot(by_week: dict[str, Rates]) -> Figure:
@@ -95,9 +76,9 @@ def _rule_rows(feedback: FeedbackAnalytics, previous: FeedbackAnalytics) -> list
                 rule,
                 r.shown,
                 r.answered,
-                _percent(r.acceptance_rate),
-                _percent(before.acceptance_rate if before else None),
-                _percent(r.override_rate),
+                percent(r.acceptance_rate),
+                percent(before.acceptance_rate if before else None),
+                percent(r.override_rate),
             ]
         )
     return rows
@@ -109,39 +90,39 @@ def render_report(data: ReportData) -> str:
         f"<h1>Learning report, {data.since:%Y-%m-%d} to {data.until:%Y-%m-%d}</h1>",
         "<h2>What clinicians did with the cards</h2>",
         f"<p>{f.overall.shown} cards shown, {f.overall.answered} answered: "
-        f"{_percent(f.overall.acceptance_rate)} accepted and {_percent(f.overall.override_rate)} "
-        f"overridden (previous period: {_percent(data.previous_feedback.overall.acceptance_rate)} "
+        f"{percent(f.overall.acceptance_rate)} accepted and {percent(f.overall.override_rate)} "
+        f"overridden (previous period: {percent(data.previous_feedback.overall.acceptance_rate)} "
         "accepted).</p>",
-        _png(acceptance_plot(f.by_week)) if f.by_week else "<p>No cards in this period.</p>",
-        _table(
+        png(acceptance_plot(f.by_week)) if f.by_week else "<p>No cards in this period.</p>",
+        table(
             ["rule", "shown", "answered", "accepted", "accepted before", "overridden"],
             _rule_rows(f, data.previous_feedback),
         ),
         "<h3>Rules with low acceptance</h3>",
     ]
     low = [
-        [rule, _percent(r.acceptance_rate), r.answered]
+        [rule, percent(r.acceptance_rate), r.answered]
         for rule, r in f.by_rule.items()
         if r.acceptance_rate is not None
         and r.acceptance_rate < LOW_ACCEPTANCE
         and r.answered >= LOW_ACCEPTANCE_MIN_ANSWERED
     ]
     sections.append(
-        _table(["rule", "accepted", "answered"], low)
+        table(["rule", "accepted", "answered"], low)
         if low
         else f"<p>None below {LOW_ACCEPTANCE:.0%} with at least {LOW_ACCEPTANCE_MIN_ANSWERED} answers.</p>"
     )
     sections += [
         "<h3>Top override reasons</h3>",
-        _table(["reason", "overrides"], list(f.override_reasons.items())[:10]),
+        table(["reason", "overrides"], list(f.override_reasons.items())[:10]),
         "<h3>Alert burden</h3>",
-        _table(["hook", "cards per call"], [[h, f"{m:.2f}"] for h, m in f.cards_per_call.items()]),
+        table(["hook", "cards per call"], [[h, f"{m:.2f}"] for h, m in f.cards_per_call.items()]),
         "<h2>How well the model predicted</h2>",
     ]
     sections += _model_sections(data.predictions, data.previous_predictions)
     sections.append("<h2>What changed since the last report</h2>")
     sections.append(
-        _table(
+        table(
             ["when", "model", "decision", "versions", "reasons"],
             [
                 [f"{d.when:%Y-%m-%d %H:%M}", d.model, d.decision, d.versions, "; ".join(d.reasons)]
@@ -151,6 +132,7 @@ def render_report(data: ReportData) -> str:
         if data.decisions
         else "<p>No model was promoted, refused or rolled back.</p>"
     )
+    sections += render_improvements(data.improvements)
     style = (
         "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;color:#222}"
         "table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.3rem .6rem}"
@@ -172,11 +154,11 @@ def _model_sections(
     risk = np.array([p.risk for p in predictions])
     parts = [
         f"<p>{len(predictions)} predictions with a known outcome: observed rate "
-        f"{_percent(float(y.mean()))}, mean predicted risk {_percent(float(risk.mean()))}.</p>"
+        f"{percent(float(y.mean()))}, mean predicted risk {percent(float(risk.mean()))}.</p>"
     ]
     if 0 < y.sum() < len(y):
         parts.append(
-            _png(
+            png(
                 calibration_plot(
                     y, {"model": risk}, bins=min(10, max(2, len(y) // 10)), title="Calibration"
                 )
@@ -192,12 +174,12 @@ def _model_sections(
                     s.group,
                     s.n,
                     s.events,
-                    _percent(s.observed_rate),
-                    _percent(s.mean_predicted),
+                    percent(s.observed_rate),
+                    percent(s.mean_predicted),
                     "n/a" if s.auroc is None else f"{s.auroc:.2f}",
                 ]
             )
-    parts.append(_table(["", "group", "n", "events", "observed", "predicted", "AUROC"], rows))
+    parts.append(table(["", "group", "n", "events", "observed", "predicted", "AUROC"], rows))
     if previous:
         names = sorted(predictions[0].features)
         drift = [
@@ -208,5 +190,5 @@ def _model_sections(
             for name in names
         ]
         parts += ["<h3>Drift against the previous period (PSI; above 0.25 is a major shift)</h3>"]
-        parts.append(_table(["feature", "PSI"], drift))
+        parts.append(table(["feature", "PSI"], drift))
     return parts

@@ -52,5 +52,6 @@ def test_the_simulated_clinic_runs_a_round_of_the_learning_loop(tmp_path):
     # Sixty patients are too few to find the effect; repeated seeds check that in
     # test_experiment_statistics. Here: the demo compares the truth with what it found.
     assert "true effect on acceptance set in the simulation: +0.150;" in out
-    report = tmp_path / "demo" / "learning-report.html"
-    assert report.read_text().count("data:image/png;base64,") >= 1
+    report = (tmp_path / "demo" / "learning-report.html").read_text()
+    assert report.count("data:image/png;base64,") >= 1
+    assert "lace-follow-up-wording on lace-readmission-risk" in report  # the experiment section

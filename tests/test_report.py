@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import update
+from sqlmodel import col
 from typer.testing import CliRunner
 
 from cds_service.analytics_cli import gather_report
 from cds_service.cli import app as cli
-from cds_service.storage.repository import PredictionInput
-from cds_service.storage.tables import Invocation
+from cds_service.schemas import Card, FeedbackItem, Source, Suggestion
+from cds_service.storage.repository import IssuedCardInput, PredictionInput, ShadowInput
+from cds_service.storage.tables import ChangeProposal, Invocation, IssuedCard, ShadowRun
+from evaluation.feedback_analytics import week_of
 from evaluation.report import render_report
 from tests.test_feedback_analytics import app  # noqa: F401  (the shared fixture)
 
@@ -79,4 +84,146 @@ def test_lhs_report_writes_the_file_and_logs_it_to_mlflow(app, tmp_path, databas
 
     client = MlflowClient(env["LHS_MLFLOW_TRACKING_URI"])
     (run,) = client.search_runs([client.get_experiment_by_name("learning-reports").experiment_id])
-    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["report.html"]
+    assert [a.path for a in client.list_artifacts(run.info.run_id)] == [
+        "improvements",
+        "report.html",
+    ]
+    logged = {a.path for a in client.list_artifacts(run.info.run_id, "improvements")}
+    assert logged == {
+        f"improvements/{name}.json"
+        for name in ("charts", "voices", "shadows", "experiments", "changes")
+    }
+
+
+RULE = "lace-readmission-risk"
+
+
+def _week_of_cards(store, weeks_ago: int, version: str, accepted: int, n: int, now) -> None:
+    """n answered LACE cards shown ``weeks_ago`` weeks before ``now``, ``accepted`` of them
+    accepted, the others overridden with a comment."""
+    shown_at = now - timedelta(weeks=weeks_ago)
+    cards = [
+        Card(
+            summary=f"LACE {version}",
+            indicator="warning",
+            source=Source(label="t"),
+            suggestions=[Suggestion(label="Book follow-up")],
+            selectionBehavior="any",
+        )
+        for _ in range(n)
+    ]
+    store.record_invocation(
+        Invocation(
+            hook_instance=f"20000000-0000-4000-8000-{weeks_ago:012d}",
+            service_id="lhs-encounter-discharge",
+            hook="encounter-discharge",
+            patient_key="q" * 64,
+            status_code=200,
+        ),
+        [IssuedCardInput(card, RULE, version) for card in cards],
+    )
+    items = [
+        FeedbackItem.model_validate(
+            {
+                "card": card.uuid,
+                "outcome": "accepted",
+                "outcomeTimestamp": shown_at.isoformat(),
+                "acceptedSuggestions": [{"id": card.suggestions[0].uuid}],
+            }
+            if i < accepted
+            else {
+                "card": card.uuid,
+                "outcome": "overridden",
+                "outcomeTimestamp": shown_at.isoformat(),
+                "overrideReason": {"userComment": f"already booked ({version})"},
+            }
+        )
+        for i, card in enumerate(cards)
+    ]
+    store.record_feedback(
+        "lhs-encounter-discharge", items, [i.model_dump(mode="json") for i in items]
+    )
+    with store.engine.begin() as connection:  # the cards were shown back then
+        connection.execute(
+            update(IssuedCard)
+            .where(col(IssuedCard.uuid).in_([c.uuid for c in cards]))
+            .values(created_at=shown_at)
+        )
+
+
+def test_the_report_charts_rules_over_time_and_shows_voices_shadow_runs_and_changes(
+    tmp_path, database_url
+):
+    from tests.service_app import app_factory
+
+    store = app_factory(tmp_path)(database_url=database_url).state.lhs.store
+    now = datetime.now(UTC)
+    # 1.1.0 for weeks 12 to 7 ago, 6 of 30 accepted a week; 1.2.0 since, 21 of 30.
+    for weeks_ago in range(12, 0, -1):
+        old = weeks_ago >= 7
+        _week_of_cards(store, weeks_ago, "1.1.0" if old else "1.2.0", 6 if old else 21, 30, now)
+    store.start_shadow(
+        ShadowRun(
+            id="lace-12",
+            kind="rule",
+            subject=RULE,
+            candidate_version="1.3.0",
+            definition={},
+            status="active",
+            started_by="QI",
+        )
+    )
+    store.record_invocation(
+        Invocation(
+            hook_instance="30000000-0000-4000-8000-000000000001",
+            service_id="lhs-encounter-discharge",
+            hook="encounter-discharge",
+            patient_key="r" * 64,
+            status_code=200,
+        ),
+        [],
+        shadows=[
+            ShadowInput(
+                "lace-12",
+                "1.2.0",
+                "1.3.0",
+                "missed",
+                False,
+                [{"indicator": "warning", "summary": "LACE 10"}],
+                [],
+            )
+        ],
+    )
+    proposal = store.add_proposal(
+        ChangeProposal(
+            rule_id=RULE,
+            from_version="1.1.0",
+            to_version="1.2.0",
+            artifact_text="",
+            rationale="lead with the action",
+            source="experiment:lace-follow-up-wording",
+            proposed_by="Dr Author",
+            status="proposed",
+        )
+    )
+    store.decide_proposal(proposal, "approved", "Dr Reviewer", "effect established")
+
+    page = render_report(gather_report(store, now - timedelta(days=30), now + timedelta(hours=1)))
+    text = html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page)))
+    # The chart: center (6 * 6 + 6 * 21) / 360 = 0.45, sigma sqrt(.45 * .55 / 30) = 0.091, so
+    # 0.2 and 0.7 are beyond 2 sigma (0.268 to 0.632) on either side: signals on both sides.
+    first_new = week_of(now - timedelta(weeks=6))
+    assert "lace-readmission-risk: acceptance of answered cards" in text
+    assert f"Versions: v1.2.0 from {first_new}" in text
+    assert "2 of 3 beyond 2 sigma" in text
+    # Clinicians' voice over the last 30 days (1.2.0: 9 of 30 overridden a week).
+    assert "already booked (1.2.0)" in text
+    # The shadow run: 1 call, missed.
+    assert re.search(
+        r"lace-12 lace-readmission-risk 1\.3\.0 \(live 1\.2\.0\) 1 0% 0\.00 0 0 0 1 0", text
+    )
+    # The approved change with acceptance measured since: 126 of 180, +50% against 1.1.0.
+    assert "1.1.0 -> 1.2.0 approved Dr Author, experiment:lace-follow-up-wording" in text
+    assert "70% accepted of 180; +50% vs before" in text
+    # Acceptance by week and the rule's control chart (no predictions: no calibration plot).
+    assert page.count("data:image/png;base64,") == 2
