@@ -606,7 +606,7 @@ def _add_routes(app: FastAPI, state: AppState) -> None:
     @app.get("/readyz", tags=["operations"], responses={503: {"description": "Not ready."}})
     async def readyz() -> JSONResponse:
         """Readiness: the database answers and the knowledge library is loaded; also the
-        models served and the experiments running."""
+        models served, the experiments and the shadow runs."""
         checks: dict[str, str] = {}
         try:
             await run_in_threadpool(check_database, state.store.engine)
@@ -631,6 +631,7 @@ def _add_routes(app: FastAPI, state: AppState) -> None:
                 "checks": checks,
                 "models": models,
                 "experiments": sorted(state.experiments),
+                "shadows": sorted(state.shadows),
             },
             status_code=200 if ready else 503,
         )

@@ -8,6 +8,11 @@ endpoint, drawn from a ground-truth risk in which accepted transitional care low
 risk. After each round the predictions are labelled, a challenger is retrained on what
 was served and the gate decides; a promoted model is hot-swapped into the running service.
 
+With --experiment, the organisation's improvement cycle follows: a candidate LACE version
+(high risk from 12) runs in shadow mode through the rounds, the wording experiment runs
+on patients of its own, and its result becomes a change proposal that a second person
+approves, installed in the demo's copy of the knowledge library.
+
 The ground truth is a simulation device, not clinical knowledge: the first model's own
 risk, shifted in ways that only retraining on served data can learn.
 """
@@ -27,16 +32,17 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
 import httpx
 import numpy as np
 import typer
+import yaml
 
 from bench.bench import ROOT, SHARED, Server, TokenMinter
-from cds_service.analytics_cli import gather_report
+from cds_service.analytics_cli import gather_report, log_improvements
 from cds_service.app import build_services
 from cds_service.auth import ClientRegistration, ClientRegistry
 from cds_service.config import Settings
@@ -44,17 +50,22 @@ from cds_service.examples import EXAMPLES
 from cds_service.experiment_registry import experiment_patients, start_experiment
 from cds_service.experiments_cli import log_analysis
 from cds_service.experiments_cli import render as render_analysis
+from cds_service.proposals import propose, review, rule_history
+from cds_service.shadow_registry import shadow_summary, start_rule_shadow
 from cds_service.storage.db import create_db_engine
 from cds_service.storage.repository import Store
+from cds_service.storage.tables import ShadowRun
 from cds_service.sweep import hook_request, load_bundle, patient_bundles
-from evaluation.experiment_analysis import analyze
+from evaluation.experiment_analysis import ExperimentAnalysis, analyze
 from evaluation.gate import GatePolicy
 from evaluation.metrics import evaluate_risks
-from evaluation.report import render_report
+from evaluation.report import ReportData, render_report
+from evaluation.shadow_analysis import render as render_shadow
 from fhir_client.local_store import LocalFhirStore
 from fhir_client.record import PatientRecord
+from knowledge.artifact import RuleArtifact
 from knowledge.experiment import EXPERIMENTS_DIR, ExperimentDefinition, load_experiment
-from knowledge.library import load_library
+from knowledge.library import KNOWLEDGE_DIR, load_library
 from models.cohort import build_cohort
 from models.features import FEATURE_NAMES, ReadmissionFeatures
 from models.labels import label_predictions
@@ -82,6 +93,7 @@ TREATMENT_RELATIVE_RISK = 0.6
 """Accepted transitional care multiplies the true risk by this (the simulated benefit)."""
 LACE_RULE = "lace-readmission-risk"
 EXPERIMENT = EXPERIMENTS_DIR / "lace-follow-up-wording.yaml"
+SHADOW = "lace-from-12"
 LACE_ACCEPTANCE = {"current": 0.35, "action-first": 0.50}
 """With --experiment: how often clinicians accept each wording of the LACE card. The true
 effect of the action-first wording on acceptance is their difference, +0.15."""
@@ -282,6 +294,25 @@ class Clinic:
             )
 
 
+def _knowledge_copy(data_dir: Path) -> Path:
+    """The demo's own knowledge library (approved changes are installed there)."""
+    folder = data_dir / "knowledge"
+    shutil.rmtree(folder, ignore_errors=True)
+    for part in ("rules", "data", "experiments"):
+        shutil.copytree(KNOWLEDGE_DIR / part, folder / part)
+    return folder
+
+
+def _lace_version(
+    artifact: RuleArtifact, version: str, change: str, reason: str, **updates: object
+) -> str:
+    """A new version of the LACE artifact as YAML, with its change-log entry."""
+    entry = {"date": date.today(), "version": version, "change": change, "reason": reason}
+    raw = artifact.model_copy(update={"version": version, **updates}).model_dump(mode="json")
+    raw["changelog"].insert(0, {**entry, "date": entry["date"].isoformat()})
+    return yaml.safe_dump(raw, sort_keys=False)
+
+
 def _frequent_attender(number: int, when: datetime, rng: random.Random) -> tuple[dict, list, dict]:
     """A discharge of a frequent attender with heart failure and COPD (the LACE 15 example of
     `lhs example lhs-encounter-discharge`) under a new identity and age: the request, the
@@ -315,6 +346,65 @@ def _serves(url: str, version: str) -> bool:
 
 def _runs(url: str, experiment_id: str) -> bool:
     return experiment_id in httpx.get(url + "/readyz").json()["experiments"]
+
+
+def _shadows(url: str, shadow_id: str) -> bool:
+    return shadow_id in httpx.get(url + "/readyz").json()["shadows"]
+
+
+def _shadow_run(store: Store, shadow_id: str) -> ShadowRun:
+    return next(r for r in store.shadow_runs() if r.id == shadow_id)
+
+
+def _propose_the_winner(
+    store: Store,
+    experiment: ExperimentDefinition,
+    analysis: ExperimentAnalysis,
+    lace: RuleArtifact,
+    knowledge_dir: Path,
+) -> None:
+    """When the experiment establishes the action-first wording, it becomes a proposal, and
+    the clinical lead approves it (installed in the demo's knowledge folder)."""
+    found = analysis.acceptance.get("action-first")
+    if found is None or not analysis.recommendation.startswith("stop") or found.difference <= 0:
+        return
+    arm = experiment.arm("action-first")
+    assert arm is not None
+    text = _lace_version(
+        experiment.variant(arm, lace),
+        "1.2.0",
+        "the action-first wording of the card",
+        f"experiment {experiment.id}: more follow-up booked with it",
+    )
+    proposal = propose(
+        store,
+        text,
+        rationale="clinicians book follow-up more often when the card leads with the action",
+        source=f"experiment:{experiment.id}",
+        evidence=f"acceptance {found.difference:+.3f} (95% CI {found.ci_low:+.3f} to "
+        f"{found.ci_high:+.3f}, always-valid p {found.always_valid_p:.3g})",
+        proposed_by="QI analyst (make demo)",
+        folder=knowledge_dir,
+    )
+    assert proposal.id is not None
+    review(
+        store,
+        proposal.id,
+        approve=True,
+        reviewed_by="clinical lead (make demo)",
+        note="effect established in the randomized experiment",
+        folder=knowledge_dir,
+    )
+
+
+def _log_report(settings: Settings, report: Path, data: ReportData) -> None:
+    import mlflow
+
+    with settings.mlflow.active():
+        experiment_id = settings.mlflow.experiment_id("learning-reports")
+        with mlflow.start_run(experiment_id=experiment_id, run_name="make demo"):
+            mlflow.log_artifact(str(report))
+            log_improvements(data.improvements)
 
 
 def _rate(events: int, n: int) -> str:
@@ -358,6 +448,7 @@ def main() -> None:
         "LHS_MODEL_REFRESH_SECONDS": "1",
         "LHS_SPOOL_DRAIN_INTERVAL": "1",
         "LHS_LOG_LEVEL": "WARNING",
+        "LHS_KNOWLEDGE_DIR": str(_knowledge_copy(args.data_dir)),
     }
     os.environ.update(env)
     settings = Settings()
@@ -383,8 +474,25 @@ def main() -> None:
 
     service = Server("cds_service.asgi:app", env)
     results: list[RoundStats] = []
+    library = load_library(settings.knowledge_dir)
+    analysis: ExperimentAnalysis | None = None
+    lace = library.rule(LACE_RULE).artifact
     try:
         service.wait_ready("/healthz")
+        if experiment is not None:
+            candidate = args.data_dir / "lace-from-12.yaml"
+            candidate.write_text(
+                _lace_version(
+                    lace,
+                    "2.0.0",
+                    "high risk from a LACE index of 12",
+                    "fewer cards, if the patients at 10 and 11 are rarely readmitted",
+                    thresholds={**lace.thresholds, "high_risk_min_score": 12},
+                )
+            )
+            start_rule_shadow(store, SHADOW, candidate, library, "make demo")
+            say(f"shadow run {SHADOW} started: {LACE_RULE} 2.0.0 beside {lace.version}")
+            _wait_for(partial(_shadows, service.url, SHADOW))
         world = load_served_model(
             settings.mlflow, READMISSION_30D.registered_model, first.version
         ).model
@@ -439,7 +547,7 @@ def main() -> None:
             if result.decision == "promoted":
                 _wait_for(partial(_serves, service.url, result.challenger_version))
         if experiment is not None:
-            start_experiment(store, experiment, load_library(), "make demo")
+            start_experiment(store, experiment, library, "make demo")
             say(f"experiment {experiment.id} started: " + ", ".join(a.id for a in experiment.arms))
             _wait_for(partial(_runs, service.url, experiment.id))
             # The experiment's own patients, with their own random stream so the model rounds
@@ -458,14 +566,15 @@ def main() -> None:
             ) as bar:
                 for i in bar:
                     trial.serve(*_frequent_attender(i, discharged, trial.rng), RoundStats(0))
+            analysis = analyze(
+                experiment, experiment_patients(store, experiment, datetime.now(UTC))
+            )
+            _propose_the_winner(store, experiment, analysis, lace, settings.knowledge_dir)
         report = args.data_dir / "learning-report.html"
         now = datetime.now(UTC)
-        report.write_text(
-            render_report(
-                gather_report(store, now - timedelta(days=1), now + timedelta(minutes=1))
-            ),
-            encoding="utf-8",
-        )
+        data = gather_report(store, now - timedelta(days=1), now + timedelta(minutes=1))
+        report.write_text(render_report(data), encoding="utf-8")
+        _log_report(settings, report, data)
     finally:
         service.stop()
 
@@ -482,8 +591,9 @@ def main() -> None:
             f"{_rate(s.events_treated, s.treated):>22}{_rate(s.events_untreated, s.untreated):>11}   {s.gate}"
         )
     typer.echo("")
-    if experiment is not None:
-        analysis = analyze(experiment, experiment_patients(store, experiment, datetime.now(UTC)))
+    if experiment is not None and analysis is not None:
+        typer.echo(render_shadow(shadow_summary(store, _shadow_run(store, SHADOW))))
+        typer.echo("")
         typer.echo(render_analysis(analysis))
         truth = LACE_ACCEPTANCE["action-first"] - LACE_ACCEPTANCE["current"]
         found = analysis.acceptance.get("action-first")
@@ -495,6 +605,19 @@ def main() -> None:
                 f"({found.ci_low:+.3f} to {found.ci_high:+.3f})"
             )
         log_analysis(settings, analysis)
+        typer.echo("")
+        latest = rule_history(store, LACE_RULE, settings.knowledge_dir)[0]
+        if latest.proposal is None:
+            typer.echo(f"no change proposed: {LACE_RULE} stays at v{latest.version}")
+        else:
+            p = latest.proposal
+            typer.echo(
+                f"{LACE_RULE} v{p.from_version} -> v{p.to_version} ({p.source}): proposed by "
+                f"{p.proposed_by}, approved by {p.reviewed_by}: {p.review_note}\n"
+                f"installed in {settings.knowledge_dir}; see LHS_DATA_DIR={args.data_dir} "
+                f"LHS_KNOWLEDGE_DIR={settings.knowledge_dir} .venv/bin/lhs knowledge history "
+                f"{LACE_RULE}"
+            )
         typer.echo("")
     say("done.")
     typer.echo(

@@ -49,9 +49,19 @@ def test_the_simulated_clinic_runs_a_round_of_the_learning_loop(tmp_path):
     }
     assert arms == {"current", "action-first", "holdout"}
     assert "acceptance action-first - current" in out and "recommendation: " in out
+    # The candidate LACE version ran in shadow through the round and the experiment.
+    assert "shadow lace-from-12: lace-readmission-risk 2.0.0 beside live 1.1.0; 100 calls" in out
+    # Sixty patients establish nothing: no change is proposed.
+    assert "no change proposed: lace-readmission-risk stays at v1.1.0" in out
     # Sixty patients are too few to find the effect; repeated seeds check that in
     # test_experiment_statistics. Here: the demo compares the truth with what it found.
     assert "true effect on acceptance set in the simulation: +0.150;" in out
     report = (tmp_path / "demo" / "learning-report.html").read_text()
     assert report.count("data:image/png;base64,") >= 1
-    assert "lace-follow-up-wording on lace-readmission-risk" in report  # the experiment section
+    for section in (
+        "control charts",
+        "Shadow mode",
+        "lace-follow-up-wording on",
+        "Knowledge changes",
+    ):
+        assert section in report

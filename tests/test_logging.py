@@ -136,6 +136,7 @@ def test_readiness_reports_the_database(tmp_path):
                 }
             },
             "experiments": [],
+            "shadows": [],
         }
         app.state.lhs.store.engine.dispose()
         (tmp_path / "lhs.db").unlink()
