@@ -10,7 +10,7 @@ from cds_service.storage.tables import Experiment, ExperimentAssignment
 from evaluation.experiment_analysis import ArmPatient
 from knowledge.experiment import ExperimentDefinition
 from knowledge.library import KnowledgeLibrary
-from models.labels import VOID_STATUSES
+from models.labels import encounter_starts, event_within
 
 
 def active_experiments(store: Store) -> dict[str, ExperimentDefinition]:
@@ -58,26 +58,19 @@ def experiment_patients(
         if row.shown:
             shown_cards[row.patient_key].append(row)
     actions = store.feedback_actions([r.card_uuid for r in rows if r.shown])
-    events: dict[str, list[datetime]] = defaultdict(list)
     outcome = definition.outcome
-    if outcome is not None:
-        for event in store.outcome_events(sorted(first)):
-            if (
-                event.resource_type == "Encounter"
-                and event.status not in VOID_STATUSES
-                and event.class_code in outcome.encounter_classes
-                and event.started_at is not None
-            ):
-                events[event.patient_key].append(event.started_at)
+    events = (
+        encounter_starts(store, first, frozenset(outcome.encounter_classes))
+        if outcome is not None
+        else {}
+    )
     patients = []
     for key, row in first.items():
         cards = shown_cards[key]
         acted = sorted(actions[c.card_uuid][1] for c in cards if c.card_uuid in actions)
         label = None
-        if outcome is not None:
-            end = row.index_time + timedelta(days=outcome.within_days)
-            if end <= now:
-                label = int(any(row.index_time < t <= end for t in events[key]))
+        if outcome is not None and row.index_time + timedelta(days=outcome.within_days) <= now:
+            label = event_within(events.get(key, []), row.index_time, outcome.within_days)
         patients.append(
             ArmPatient(
                 arm=row.arm,

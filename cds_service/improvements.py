@@ -17,7 +17,8 @@ from evaluation.improvement_report import ControlChart, ImprovementData, Knowled
 from evaluation.spc import Period, p_chart, version_changes
 from evaluation.version_effects import version_effects
 from knowledge.experiment import ExperimentDefinition
-from models.tasks import TASKS
+from models.labels import encounter_starts, event_within
+from models.tasks import READMISSION_30D, TASKS
 
 CHART_WEEKS = 26
 """Control charts look back this far, so a change shows against the weeks before it."""
@@ -98,6 +99,41 @@ def _outcome_charts(store: Store, weeks: list[str], start: datetime) -> list[Con
     return charts
 
 
+def _rule_outcome_charts(
+    store: Store, rows: Sequence[CardRow], weeks: list[str], until: datetime
+) -> list[ControlChart]:
+    """For rules answered at discharge: the share of patients shown the card who had the
+    readmission task's outcome within its horizon (windows closed by ``until``)."""
+    task = READMISSION_30D
+    horizon = timedelta(days=task.horizon_days)
+    by_rule: dict[str, list[CardRow]] = defaultdict(list)
+    for row in rows:
+        if row.hook == task.hook and row.patient_key and row.shown_at + horizon <= until:
+            by_rule[row.rule_id].append(row)
+    charts = []
+    for rule, shown in sorted(by_rule.items()):
+        if len(shown) < CHART_MIN_ANSWERED or rule == task.registered_model:
+            continue  # the model's own outcome chart comes from its labelled predictions
+        starts = encounter_starts(
+            store, (r.patient_key for r in shown), task.outcome_encounter_classes
+        )
+        events: dict[str, int] = defaultdict(int)
+        total: dict[str, int] = defaultdict(int)
+        for row in shown:
+            week = week_of(row.shown_at)
+            total[week] += 1
+            events[week] += event_within(starts[row.patient_key], row.shown_at, task.horizon_days)
+        charts.append(
+            ControlChart(
+                rule,
+                f"admission or emergency visit within {task.horizon_days} days of the card",
+                p_chart([Period(week, events[week], total[week]) for week in weeks]),
+                version_changes(version_in_use(shown)),
+            )
+        )
+    return charts
+
+
 def gather_improvements(store: Store, since: datetime, until: datetime) -> ImprovementData:
     chart_start = until - timedelta(weeks=CHART_WEEKS)
     weeks = _weeks(chart_start, until)
@@ -144,7 +180,9 @@ def gather_improvements(store: Store, since: datetime, until: datetime) -> Impro
             )
         )
     return ImprovementData(
-        charts=_acceptance_charts(history, weeks) + _outcome_charts(store, weeks, chart_start),
+        charts=_acceptance_charts(history, weeks)
+        + _rule_outcome_charts(store, history, weeks, until)
+        + _outcome_charts(store, weeks, chart_start),
         voices=rule_voices(period),
         shadows=shadows,
         experiments=experiments,

@@ -32,6 +32,8 @@ class CardRow:
     """The coded reason (e.g. not-applicable), where ``override_reason`` is its display."""
     comment: str | None = None
     """The clinician's free-text comment (the feedback's userComment)."""
+    patient_key: str = ""
+    """The patient's keyed pseudonym (to link outcomes)."""
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,11 @@ arrive after labelling (late data), so a late-reported readmission turns a 0 int
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cds_service.storage.repository import Store
-from cds_service.storage.tables import OutcomeEvent
 from models.tasks import TASKS
 
 VOID_STATUSES = frozenset({"entered-in-error", "cancelled"})
@@ -26,30 +26,42 @@ class LabelCounts:
     positive: int
 
 
+def encounter_starts(
+    store: Store, patient_keys: Iterable[str], classes: frozenset[str]
+) -> dict[str, list[datetime]]:
+    """When each patient's encounters of these classes started (void ones left out)."""
+    starts: dict[str, list[datetime]] = defaultdict(list)
+    for event in store.outcome_events(sorted(set(patient_keys))):
+        if (
+            event.resource_type == "Encounter"
+            and event.status not in VOID_STATUSES
+            and event.class_code in classes
+            and event.started_at is not None
+        ):
+            starts[event.patient_key].append(event.started_at)
+    return starts
+
+
+def event_within(starts: Sequence[datetime], index_time: datetime, days: int) -> int:
+    """1 if an encounter started in (index_time, index_time + days], else 0."""
+    end = index_time + timedelta(days=days)
+    return int(any(index_time < start <= end for start in starts))
+
+
 def label_predictions(store: Store, now: datetime) -> LabelCounts:
     """Label what can be labelled at ``now`` (the clinical clock: windows close against it)."""
     tasks = {task.registered_model: task for task in TASKS.values()}
     pending = [p for p in store.predictions_to_label(now) if p.model_name in tasks]
-    if not pending:
-        return LabelCounts(0, 0)
-    events: dict[str, list[OutcomeEvent]] = defaultdict(list)
-    for event in store.outcome_events(sorted({p.patient_key for p in pending})):
-        if (
-            event.resource_type == "Encounter"
-            and event.status not in VOID_STATUSES
-            and event.started_at
-        ):
-            events[event.patient_key].append(event)
     labels = {}
-    for prediction in pending:
-        task = tasks[prediction.model_name]
-        end = prediction.prediction_time + timedelta(days=prediction.horizon_days)
-        labels[prediction.id] = int(
-            any(
-                e.class_code in task.outcome_encounter_classes
-                and prediction.prediction_time < e.started_at <= end  # type: ignore[operator]
-                for e in events[prediction.patient_key]
-            )
+    for name, task in tasks.items():
+        mine = [p for p in pending if p.model_name == name]
+        starts = encounter_starts(
+            store, (p.patient_key for p in mine), task.outcome_encounter_classes
         )
-    store.set_labels(labels)  # type: ignore[arg-type]
+        for prediction in mine:
+            labels[prediction.id] = event_within(
+                starts[prediction.patient_key], prediction.prediction_time, prediction.horizon_days
+            )
+    if labels:
+        store.set_labels(labels)  # type: ignore[arg-type]
     return LabelCounts(len(labels), sum(labels.values()))

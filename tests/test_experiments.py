@@ -259,3 +259,42 @@ def test_a_critical_card_is_never_withheld_even_by_a_holdout_arm():
     result = asyncio.run(run_service(service, request, subject_key=key))
     assert [(a.rule_id, a.card.indicator) for a in result.advice] == [(rule.id, "critical")]
     assert result.advice[0].assignment.arm == "holdout" and result.withheld == []
+
+
+def test_a_threshold_arm_changes_who_gets_the_card():
+    """An arm may move a threshold: with high risk from 16, the LACE 15 discharge gets no
+    card in that arm, and the same card as shipped in the other."""
+    library = load_library()
+    definition = ExperimentDefinition.model_validate(
+        _definition(
+            arms=[
+                {"id": "current", "share": 0.5, "description": "high risk from 10"},
+                {
+                    "id": "stricter",
+                    "share": 0.5,
+                    "description": "high risk from 16",
+                    "thresholds": {"high_risk_min_score": 16},
+                },
+            ]
+        )
+    )
+    unknown = _definition(arms=[*definition.model_dump(mode="json")["arms"]])
+    unknown["arms"][1]["thresholds"] = {"no_such_threshold": 1}
+    with pytest.raises(ValueError, match="unknown thresholds"):
+        ExperimentDefinition.model_validate(unknown).check_against(library.rule(RULE).artifact)
+    service = build_services(library, experiments={definition.id: definition})[
+        "lhs-encounter-discharge"
+    ]
+    request = HookRequest.model_validate(EXAMPLES["lhs-encounter-discharge"](TODAY))
+    seen = set()
+    for key in (f"patient-{i}" for i in range(12)):
+        result = asyncio.run(run_service(service, request, subject_key=key))
+        lace = [a for a in result.advice if a.rule_id == RULE]
+        arm = definition.assign(key).id
+        seen.add(arm)
+        assert bool(lace) == (arm == "current")
+        if lace:
+            assert (
+                lace[0].assignment.arm == "current" and "high risk from 10" in lace[0].card.summary
+            )
+    assert seen == {"current", "stricter"}

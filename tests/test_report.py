@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from cds_service.analytics_cli import gather_report
 from cds_service.cli import app as cli
+from cds_service.outcomes import OutcomeInput
 from cds_service.schemas import Card, FeedbackItem, Source, Suggestion
 from cds_service.storage.repository import IssuedCardInput, PredictionInput, ShadowInput
 from cds_service.storage.tables import ChangeProposal, Invocation, IssuedCard, ShadowRun
@@ -194,6 +195,25 @@ def test_the_report_charts_rules_over_time_and_shows_voices_shadow_runs_and_chan
             )
         ],
     )
+    # One readmission, 9 weeks ago plus a day: within 30 days of the cards of weeks 12 to 9.
+    readmitted = now - timedelta(weeks=9) + timedelta(days=1)
+    store.record_outcomes(
+        [
+            OutcomeInput(
+                "Encounter/readmission",
+                "q" * 64,
+                "Encounter",
+                "finished",
+                "IMP",
+                [],
+                readmitted,
+                readmitted + timedelta(days=2),
+                None,
+                None,
+                "h",
+            )
+        ]
+    )
     proposal = store.add_proposal(
         ChangeProposal(
             rule_id=RULE,
@@ -216,6 +236,10 @@ def test_the_report_charts_rules_over_time_and_shows_voices_shadow_runs_and_chan
     assert "lace-readmission-risk: acceptance of answered cards" in text
     assert f"Versions: v1.2.0 from {first_new}" in text
     assert "2 of 3 beyond 2 sigma" in text
+    # Outcomes of closed 30-day windows (weeks 12 to 5): 4 weeks at 30 of 30, 4 at 0 of 30;
+    # center 0.5, limits 0.5 -/+ 3 * sqrt(0.25 / 30) = 0.226 to 0.774: all 8 beyond them.
+    outcome = text.split("admission or emergency visit within 30 days of the card")[-1]
+    assert outcome.split("Signals:")[1].count("beyond 3-sigma limits") == 8
     # Clinicians' voice over the last 30 days (1.2.0: 9 of 30 overridden a week).
     assert "already booked (1.2.0)" in text
     # The shadow run: 1 call, missed.
@@ -225,5 +249,5 @@ def test_the_report_charts_rules_over_time_and_shows_voices_shadow_runs_and_chan
     # The approved change with acceptance measured since: 126 of 180, +50% against 1.1.0.
     assert "1.1.0 -> 1.2.0 approved Dr Author, experiment:lace-follow-up-wording" in text
     assert "70% accepted of 180; +50% vs before" in text
-    # Acceptance by week and the rule's control chart (no predictions: no calibration plot).
-    assert page.count("data:image/png;base64,") == 2
+    # Acceptance by week and the rule's two control charts (no predictions: no calibration).
+    assert page.count("data:image/png;base64,") == 3

@@ -643,6 +643,7 @@ class Store:
                     answered_at=answer.outcome_timestamp if answer else None,
                     override_code=answer.override_reason_code if answer else None,
                     comment=answer.user_comment if answer else None,
+                    patient_key=card.patient_key,
                 )
             )
         return rows
