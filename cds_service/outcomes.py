@@ -1,11 +1,14 @@
-"""Outcomes as they happen: FHIR resources reduced to the facts that label predictions.
+"""Outcomes as they happen: FHIR resources reduced to the facts that label predictions and
+feed population surveillance.
 
-What arrives (a Bundle of Encounter, Condition, Observation and Procedure resources, or a
-FHIR Subscription notification Bundle) is validated resource by resource with
+What arrives (a Bundle of Encounter, Condition, Observation, Procedure and Patient
+resources, or a FHIR Subscription notification Bundle) is validated resource by resource with
 fhir.resources; a bad entry is named and rejected, the good ones are kept. Only what
 learning needs is kept, and no identifier: the patient as a keyed pseudonym, the resource
 as a keyed hash of its id (so a re-sent or corrected resource replaces its earlier
-version instead of counting twice), its class or codes, dates, status and value.
+version instead of counting twice), its class or codes, dates, status and value; of a
+Patient only the birth year and a coarse area (the first three digits of a US ZIP code,
+"000" for those with 20,000 people or fewer, as the HIPAA Safe Harbor method allows).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 from fhir.resources.R4B.condition import Condition
 from fhir.resources.R4B.encounter import Encounter
 from fhir.resources.R4B.observation import Observation
+from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.procedure import Procedure
 from pydantic import ValidationError
 
@@ -33,6 +37,7 @@ OUTCOME_TYPES = {
     "Condition": Condition,
     "Observation": Observation,
     "Procedure": Procedure,
+    "Patient": Patient,
 }
 # Subscription notifications (R4 Backport IG: a Parameters entry; R4B: SubscriptionStatus)
 # carry the subscription's status, not outcomes: acknowledged, not stored.
@@ -56,6 +61,12 @@ class OutcomeInput:
     value: float | None
     unit: str | None
     content_hash: str
+    value_codes: list[str] = field(default_factory=list)
+    """``system|code`` of a coded Observation value (e.g. SNOMED Detected)."""
+    area: str | None = None
+    """Patient: the coarse area of residence (see ``coarse_area``)."""
+    birth_year: int | None = None
+    """Patient: the year of birth (age bands need no more)."""
 
 
 @dataclass
@@ -71,12 +82,40 @@ class NotABundle(ValueError):
     pass
 
 
+# HIPAA Safe Harbor, 45 CFR 164.514(b)(2)(i)(B): the first three digits of a ZIP code may be
+# kept where the area they cover holds more than 20,000 people; these ZIP3s (2000 Census, as
+# listed in HHS, "Guidance Regarding Methods for De-identification of Protected Health
+# Information", 2012, section 3.4, https://www.hhs.gov/hipaa/for-professionals/privacy/
+# special-topics/de-identification/index.html) become "000".
+SMALL_ZIP3 = frozenset(
+    {"036", "059", "063", "102", "203", "556", "692", "790", "821", "823", "830", "831", "878"}
+    | {"879", "884", "890", "893"}
+)
+
+
+def coarse_area(postal_code: str | None) -> str | None:
+    """The area of a US ZIP code as Safe Harbor allows: its first three digits, or "000"."""
+    digits = (postal_code or "").strip()[:3]
+    if len(digits) != 3 or not digits.isdigit():
+        return None
+    return "000" if digits in SMALL_ZIP3 else digits
+
+
+def _home_postal_code(resource: Mapping[str, Any]) -> str | None:
+    addresses = [a for a in resource.get("address") or [] if isinstance(a, dict)]
+    current = [a for a in addresses if not (a.get("period") or {}).get("end")]
+    home = [a for a in current if a.get("use") == "home"] or current or addresses
+    return home[0].get("postalCode") if home else None
+
+
 def _keyed(secret: bytes, fhir_server: str | None, reference: str) -> str:
     message = f"resource\x1f{fhir_server or ''}\x1f{reference}".encode()
     return hmac.new(secret, message, hashlib.sha256).hexdigest()
 
 
 def _patient_id(resource: Mapping[str, Any]) -> str | None:
+    if resource.get("resourceType") == "Patient":
+        return str(resource["id"]) if resource.get("id") else None
     reference = (resource.get("subject") or resource.get("patient") or {}).get("reference")
     if not isinstance(reference, str) or not reference:
         return None
@@ -93,6 +132,8 @@ def _dates(resource: Mapping[str, Any]) -> tuple[datetime | None, datetime | Non
             parse_fhir_datetime(resource.get("onsetDateTime") or resource.get("recordedDate")),
             parse_fhir_datetime(resource.get("abatementDateTime")),
         )
+    if kind == "Patient":
+        return None, None
     if kind == "Procedure":
         period = resource.get("performedPeriod") or {}
         start = parse_fhir_datetime(resource.get("performedDateTime") or period.get("start"))
@@ -105,6 +146,8 @@ def _dates(resource: Mapping[str, Any]) -> tuple[datetime | None, datetime | Non
 def _codes(resource: Mapping[str, Any]) -> list[str]:
     if resource["resourceType"] == "Encounter":
         concepts = resource.get("type") or []
+    elif resource["resourceType"] == "Patient":
+        concepts = []
     else:
         concepts = [resource.get("code")]
     return sorted({f"{s}|{c}" for concept in concepts for s, c in codes_of(concept)})
@@ -129,6 +172,8 @@ def outcome_input(
     klass = resource.get("class")
     quantity = resource.get("valueQuantity") or {}
     value = quantity.get("value")
+    is_patient = resource["resourceType"] == "Patient"
+    birth = str(resource.get("birthDate") or "")
     return OutcomeInput(
         resource_key=_keyed(secret, fhir_server, f"{resource['resourceType']}/{resource['id']}"),
         patient_key=patient_key(secret, fhir_server, patient_id),
@@ -143,6 +188,9 @@ def outcome_input(
         content_hash=hashlib.sha256(
             json.dumps(resource, sort_keys=True, separators=(",", ":")).encode()
         ).hexdigest(),
+        value_codes=sorted({f"{s}|{c}" for s, c in codes_of(resource.get("valueCodeableConcept"))}),
+        area=coarse_area(_home_postal_code(resource)) if is_patient else None,
+        birth_year=int(birth[:4]) if is_patient and birth[:4].isdigit() else None,
     )
 
 

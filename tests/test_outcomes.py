@@ -3,6 +3,7 @@ labels of served predictions computed when their window closes, updated by late 
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -258,3 +259,42 @@ def test_lhs_sync_pulls_a_window_from_the_fhir_server_idempotently(tmp_path):
         assert "stored 2, updated 0, duplicates 0, rejected 0" in first.output
         again = CliRunner().invoke(cli, args, env=env)
         assert "stored 0, updated 0, duplicates 2" in again.output
+
+
+def test_patients_arrive_as_birth_year_and_safe_harbor_area_and_lab_values_as_codes(client):
+    patient = {
+        "resourceType": "Patient",
+        "id": "p-area",
+        "name": [{"family": "Doe", "given": ["Jane"]}],
+        "birthDate": "1961-07-04",
+        "address": [
+            {"use": "old", "postalCode": "99999", "period": {"end": "2019-01-01"}},
+            {"use": "home", "postalCode": "02139-4307", "line": ["1 Main St"]},
+        ],
+    }
+    remote = {**patient, "id": "p-small", "address": [{"use": "home", "postalCode": "05901"}]}
+    test = {
+        "resourceType": "Observation",
+        "id": "flu-test",
+        "status": "final",
+        "code": {"coding": [{"system": "http://loinc.org", "code": "92142-9"}]},
+        "subject": {"reference": "Patient/p-area"},
+        "effectiveDateTime": "2026-01-10T09:00:00Z",
+        "valueCodeableConcept": {
+            "coding": [{"system": "http://snomed.info/sct", "code": "260373001"}]
+        },
+    }
+    response = client.post("/outcomes", json=_bundle(patient, remote, test))
+    assert response.status_code == 200, response.text
+    with Session(client.app.state.lhs.store.engine) as session:
+        rows = {r.resource_type: r for r in session.exec(select(OutcomeEvent))}
+        people = list(
+            session.exec(select(OutcomeEvent).where(OutcomeEvent.resource_type == "Patient"))
+        )
+    # Only the birth year and the first three ZIP digits of the current home address are
+    # kept; ZIP3 059 covers 20,000 people or fewer, so it becomes 000.
+    assert sorted((p.area, p.birth_year) for p in people) == [("000", 1961), ("021", 1961)]
+    assert rows["Observation"].value_codes == ["http://snomed.info/sct|260373001"]
+    assert rows["Observation"].codes == ["http://loinc.org|92142-9"]
+    stored = json.dumps([p.model_dump(mode="json") for p in people])
+    assert "Doe" not in stored and "Main St" not in stored and "1961-07-04" not in stored

@@ -6,10 +6,10 @@ restores it on load) and PostgreSQL (``timestamptz``).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, TypeDecorator
+from sqlalchemy import JSON, Column, DateTime, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -200,6 +200,12 @@ class OutcomeEvent(SQLModel, table=True):
     unit: str | None = Field(default=None, max_length=64)
     content_hash: str = Field(max_length=64)
     received_at: datetime = _utc_column(index=True)
+    value_codes: list[str] = _json_column()
+    """A coded Observation value (``system|code``), e.g. a test's Detected."""
+    area: str | None = Field(default=None, max_length=16)
+    """Patient rows: the coarse area of residence (HIPAA Safe Harbor ZIP3)."""
+    birth_year: int | None = None
+    """Patient rows: the year of birth."""
 
 
 class ModelDecision(SQLModel, table=True):
@@ -323,3 +329,23 @@ class ChangeProposal(SQLModel, table=True):
     reviewed_at: datetime | None = Field(
         default=None, sa_column=Column(UTCDateTime(), nullable=True)
     )
+
+
+class SurveillanceSignal(SQLModel, table=True):
+    """A detected exceedance: more cases of a syndrome in an area on a day than its baseline
+    explains, by one method."""
+
+    __tablename__ = "surveillance_signal"
+    __table_args__ = (UniqueConstraint("syndrome", "area", "day", "method"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    syndrome: str = Field(index=True, max_length=64)
+    area: str = Field(index=True, max_length=16)
+    day: date = Field(index=True)
+    method: str = Field(max_length=32)
+    observed: float
+    expected: float
+    threshold: float
+    strength: float
+    """The method's statistic (EARS: standard deviations above the baseline)."""
+    raised_at: datetime = _utc_column()
