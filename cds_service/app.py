@@ -7,15 +7,16 @@ import contextlib
 import dataclasses
 import gc
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -67,6 +68,7 @@ from cds_service.storage.repository import (
 from cds_service.storage.tables import Invocation, ShadowRun
 from cds_service.storage.writer import InvocationWriter
 from evaluation.feedback_analytics import feedback_analytics
+from evaluation.syndromic import suppress
 from fhir_client.fhirdates import as_utc
 from hooks.services import SERVICE_SPECS, service_definition
 from knowledge.experiment import ExperimentalRule, ExperimentDefinition
@@ -547,6 +549,39 @@ def _add_routes(app: FastAPI, state: AppState) -> None:
                 **result,
             )
         return result
+
+    @app.get(
+        "/surveillance/signals",
+        tags=["surveillance"],
+        dependencies=protected,
+        responses={401: _UNAUTHORIZED_RESPONSE},
+    )
+    async def surveillance_signals(
+        days: Annotated[int, Query(ge=1, le=3650)] = 30,
+    ) -> dict[str, Any]:
+        """Outbreak signals of the last ``days`` days, newest first: syndrome, area (ZIP3),
+        day, method, expected count, threshold and strength; an observed count below the
+        small-number limit is given as null with ``observed_suppressed`` true."""
+        since = datetime.now(UTC).date() - timedelta(days=days)
+        found = await run_in_threadpool(state.store.signals, since)
+        return {
+            "since": since.isoformat(),
+            "signals": [
+                {
+                    "syndrome": s.syndrome,
+                    "area": s.area,
+                    "day": s.day.isoformat(),
+                    "method": s.method,
+                    "observed": suppress(round(s.observed)),
+                    "observed_suppressed": suppress(round(s.observed)) is None,
+                    "expected": round(s.expected, 2),
+                    "threshold": round(s.threshold, 2),
+                    # EARS over a silent baseline: infinitely many SDs, said as null.
+                    "strength": s.strength if math.isfinite(s.strength) else None,
+                }
+                for s in found
+            ],
+        }
 
     @app.get(
         "/analytics/feedback",

@@ -18,6 +18,7 @@ from cds_service.experiments_cli import experiment_app
 from cds_service.knowledge_cli import knowledge_app
 from cds_service.models_cli import mlflow_ui, models_app, retrain, train
 from cds_service.shadow_cli import shadow_app
+from cds_service.surveillance_cli import surveillance_app
 
 app = typer.Typer(help="Learning health system CDS Hooks service.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
@@ -27,6 +28,7 @@ app.add_typer(clients_app, name="clients")
 app.add_typer(models_app, name="models")
 app.add_typer(experiment_app, name="experiment")
 app.add_typer(shadow_app, name="shadow")
+app.add_typer(surveillance_app, name="surveillance")
 app.command()(train)
 app.command()(retrain)
 app.command()(analytics)

@@ -1,0 +1,47 @@
+"""Syndromes and conditions under population surveillance, as data: which recorded
+diagnoses, and which laboratory tests with which results, count as a case."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import Field
+
+from knowledge.artifact import StrictModel
+from knowledge.library import KNOWLEDGE_DIR
+from knowledge.terminology import ValueSetCode
+
+
+def _keys(codes: list[ValueSetCode]) -> frozenset[str]:
+    return frozenset(f"{c.system}|{c.code}" for c in codes)
+
+
+class Syndrome(StrictModel):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    title: str
+    source: str
+    conditions: list[ValueSetCode] = Field(default_factory=list)
+    lab_tests: list[ValueSetCode] = Field(default_factory=list)
+    positive_results: list[ValueSetCode] = Field(default_factory=list)
+
+    def is_case(self, resource_type: str, codes: list[str], value_codes: list[str]) -> bool:
+        """A Condition with one of the codes, or a test of the syndrome with a positive
+        result (``system|code`` strings, as the feed stores them)."""
+        if resource_type == "Condition":
+            return not _keys(self.conditions).isdisjoint(codes)
+        if resource_type == "Observation":
+            return not _keys(self.lab_tests).isdisjoint(codes) and not _keys(
+                self.positive_results
+            ).isdisjoint(value_codes)
+        return False
+
+
+def load_syndromes(folder: Path = KNOWLEDGE_DIR) -> dict[str, Syndrome]:
+    syndromes = {}
+    for path in sorted((folder / "data" / "syndromes").glob("*.yaml")):
+        syndrome = Syndrome.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+        if syndrome.id != path.stem:
+            raise ValueError(f"{path.name}: file name must equal the syndrome id {syndrome.id!r}")
+        syndromes[syndrome.id] = syndrome
+    return syndromes
