@@ -67,6 +67,7 @@ from cds_service.storage.repository import (
 )
 from cds_service.storage.tables import Invocation, ShadowRun
 from cds_service.storage.writer import InvocationWriter
+from cds_service.surveillance import detect
 from evaluation.feedback_analytics import feedback_analytics
 from evaluation.syndromic import suppress
 from fhir_client.fhirdates import as_utc
@@ -75,12 +76,16 @@ from knowledge.experiment import ExperimentalRule, ExperimentDefinition
 from knowledge.library import KnowledgeLibrary, load_library
 from knowledge.rule import Advice, Recommender, Rule
 from knowledge.shadow import Shadow
+from knowledge.signals import ActiveSignal
 from models.features import ReadmissionFeatures
 from models.labels import label_predictions
 from models.serving import ModelRecommender, ModelSlot
 from models.tasks import TASKS
 
 logger = logging.getLogger(__name__)
+
+SIGNAL_HORIZON_DAYS = 28
+"""Signals this recent are handed to rules (the longest activity a site may configure)."""
 
 
 class FeedbackResponse(BaseModel):
@@ -121,6 +126,8 @@ class AppState:
     """One per prediction task; each serves its registry @champion once one is loaded."""
     shadows: dict[str, Shadow]
     """Candidates running in shadow mode (from the store), by id."""
+    signals: list[ActiveSignal]
+    """Outbreak signals of the last weeks (from the store), for patient-view cards."""
 
 
 def build_services(
@@ -241,6 +248,7 @@ def create_app(
         fhir_transport=fhir_transport,
         models=models,
         shadows=shadows,
+        signals=[],
     )
     app = FastAPI(
         lifespan=_lifespan(state),
@@ -294,6 +302,19 @@ def _lifespan(state: AppState) -> Callable[[FastAPI], AbstractAsyncContextManage
                 await asyncio.sleep(state.settings.model_refresh_seconds)
                 await refresh_models()
 
+        async def detect_outbreaks() -> None:
+            syndromes = state.library.knowledge.syndromes
+            while True:
+                try:
+                    run = await run_in_threadpool(
+                        detect, state.store, syndromes, datetime.now(UTC).date()
+                    )
+                    if run.stored:
+                        logger.info("%d new outbreak signals", run.stored)
+                except SQLAlchemyError:
+                    logger.warning("outbreak detection postponed: database unavailable")
+                await asyncio.sleep(state.settings.surveillance_interval_seconds)
+
         async def label_closed_windows() -> None:
             while True:
                 try:
@@ -313,6 +334,7 @@ def _lifespan(state: AppState) -> Callable[[FastAPI], AbstractAsyncContextManage
             asyncio.create_task(drain_forever()),
             asyncio.create_task(follow_champions()),
             asyncio.create_task(label_closed_windows()),
+            asyncio.create_task(detect_outbreaks()),
         ]
         try:
             yield
@@ -416,6 +438,7 @@ def _add_routes(app: FastAPI, state: AppState) -> None:
                 fetch_observer=state.metrics.observe_fhir_fetch,
                 service_url=state.settings.public_base_url or str(http.base_url),
                 subject_key=_patient_key(state, request),
+                signals=state.signals,
             )
         except InvalidRequest as error:
             return error_response(400, error.message, error.errors)
@@ -715,8 +738,14 @@ async def _refresh_knowledge(state: AppState) -> None:
         current = await run_in_threadpool(load_settings, state.store.engine)
         experiments = await run_in_threadpool(active_experiments, state.store)
         shadow_runs = await run_in_threadpool(active_shadow_runs, state.store)
+        now = state.settings.evaluation_time or datetime.now(UTC)
+        signals = await run_in_threadpool(
+            state.store.signals, now.date() - timedelta(days=SIGNAL_HORIZON_DAYS)
+        )
     except SQLAlchemyError:
         return
+    # Rules run without yielding to the event loop: no call sees a half-updated list.
+    state.signals[:] = [ActiveSignal(s.syndrome, s.area, s.day, s.method) for s in signals]
     new_runs = [run for run in shadow_runs.values() if run.id not in state.shadows]
     shadows = {i: shadow for i, shadow in state.shadows.items() if i in shadow_runs}
     if new_runs:

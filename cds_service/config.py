@@ -111,6 +111,12 @@ class Settings(BaseSettings):
         description="How often served predictions whose outcome window has closed are labelled "
         "from the outcomes received (and relabelled when late outcomes arrive).",
     )
+    surveillance_interval_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="How often outbreak detection runs over the feed received (EARS C1/C2/C3 "
+        "per syndrome and area; new signals reach patient-view cards at once).",
+    )
     training_data: Path = Field(
         Path("../shared/fhir/synthea"),
         description="Folder of FHIR patient Bundles that `lhs train` (and the first `make run`) "

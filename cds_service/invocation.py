@@ -27,6 +27,7 @@ from hooks.context import HOOK_CONTEXTS, HookContext, OrderSelectContext
 from hooks.services import ServiceDefinition
 from knowledge.rule import RULE_TOPIC_SYSTEM, Advice, EvaluationContext, Recommender
 from knowledge.shadow import Shadow, ShadowComparison
+from knowledge.signals import ActiveSignal
 from models.serving import ModelRecommender, Prediction
 
 logger = logging.getLogger(__name__)
@@ -159,6 +160,7 @@ async def run_service(
     fetch_observer: FetchObserver | None = None,
     service_url: str | None = None,
     subject_key: str | None = None,
+    signals: Sequence[ActiveSignal] = (),
 ) -> CallResult:
     hook = service.definition.hook
     if request.hook != hook:
@@ -203,6 +205,7 @@ async def run_service(
         draft_orders=draft_medication_orders(context),
         service_url=service_url,
         subject_key=subject_key,
+        signals=signals,
     )
     advice: list[Advice] = []
     failed: list[str] = []

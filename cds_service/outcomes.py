@@ -29,6 +29,7 @@ from fhir.resources.R4B.procedure import Procedure
 from pydantic import ValidationError
 
 from cds_service.pseudonym import patient_key
+from fhir_client.area import coarse_area, home_postal_code
 from fhir_client.fhirdates import parse_fhir_datetime
 from fhir_client.record import codes_of
 
@@ -80,32 +81,6 @@ class ParsedOutcomes:
 
 class NotABundle(ValueError):
     pass
-
-
-# HIPAA Safe Harbor, 45 CFR 164.514(b)(2)(i)(B): the first three digits of a ZIP code may be
-# kept where the area they cover holds more than 20,000 people; these ZIP3s (2000 Census, as
-# listed in HHS, "Guidance Regarding Methods for De-identification of Protected Health
-# Information", 2012, section 3.4, https://www.hhs.gov/hipaa/for-professionals/privacy/
-# special-topics/de-identification/index.html) become "000".
-SMALL_ZIP3 = frozenset(
-    {"036", "059", "063", "102", "203", "556", "692", "790", "821", "823", "830", "831", "878"}
-    | {"879", "884", "890", "893"}
-)
-
-
-def coarse_area(postal_code: str | None) -> str | None:
-    """The area of a US ZIP code as Safe Harbor allows: its first three digits, or "000"."""
-    digits = (postal_code or "").strip()[:3]
-    if len(digits) != 3 or not digits.isdigit():
-        return None
-    return "000" if digits in SMALL_ZIP3 else digits
-
-
-def _home_postal_code(resource: Mapping[str, Any]) -> str | None:
-    addresses = [a for a in resource.get("address") or [] if isinstance(a, dict)]
-    current = [a for a in addresses if not (a.get("period") or {}).get("end")]
-    home = [a for a in current if a.get("use") == "home"] or current or addresses
-    return home[0].get("postalCode") if home else None
 
 
 def _keyed(secret: bytes, fhir_server: str | None, reference: str) -> str:
@@ -189,7 +164,7 @@ def outcome_input(
             json.dumps(resource, sort_keys=True, separators=(",", ":")).encode()
         ).hexdigest(),
         value_codes=sorted({f"{s}|{c}" for s, c in codes_of(resource.get("valueCodeableConcept"))}),
-        area=coarse_area(_home_postal_code(resource)) if is_patient else None,
+        area=coarse_area(home_postal_code(resource)) if is_patient else None,
         birth_year=int(birth[:4]) if is_patient and birth[:4].isdigit() else None,
     )
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from knowledge.artifact import load_artifact
 from knowledge.logic import LOGIC
 from knowledge.rule import Knowledge, Rule
+from knowledge.syndromes import load_syndromes
 from knowledge.terminology import MedicationIndex, load_value_sets
 
 KNOWLEDGE_DIR = Path(__file__).resolve().parent
@@ -30,6 +31,7 @@ def load_library(folder: Path = KNOWLEDGE_DIR) -> KnowledgeLibrary:
     knowledge = Knowledge(
         value_sets=load_value_sets(folder / "data" / "value_sets"),
         medications=MedicationIndex.load(folder / "data" / "rxnorm"),
+        syndromes=load_syndromes(folder),
     )
     rules: list[Rule] = []
     for path in sorted((folder / "rules").glob("*.yaml")):

@@ -17,6 +17,8 @@ from cds_service.schemas import Card, Coding, Link, Source, Suggestion
 from fhir_client.record import MedicationEntry, PatientRecord, encounter_entry
 from hooks.context import HookContext
 from knowledge.artifact import RuleArtifact
+from knowledge.signals import ActiveSignal
+from knowledge.syndromes import Syndrome
 from knowledge.terminology import MedicationIndex, ValueSet
 
 RULE_TOPIC_SYSTEM = "urn:lhs:codesystem:rule"
@@ -60,6 +62,8 @@ class EvaluationContext:
     """This service's external base URL, for links to its own pages (e.g. model cards)."""
     subject_key: str | None = None
     """The patient's keyed pseudonym, for stable randomization in experiments (None offline)."""
+    signals: Sequence[ActiveSignal] = ()
+    """Outbreak signals active now (population surveillance), for cards about what circulates."""
 
     @property
     def index_time(self) -> datetime:
@@ -115,6 +119,8 @@ class Knowledge:
 
     value_sets: Mapping[str, ValueSet]
     medications: MedicationIndex
+    syndromes: Mapping[str, Syndrome] = field(default_factory=dict)
+    """Syndromes under population surveillance (knowledge/data/syndromes)."""
 
 
 RuleLogic = Callable[[EvaluationContext, RuleArtifact, Knowledge], list[Finding]]

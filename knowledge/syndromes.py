@@ -9,7 +9,6 @@ import yaml
 from pydantic import Field
 
 from knowledge.artifact import StrictModel
-from knowledge.library import KNOWLEDGE_DIR
 from knowledge.terminology import ValueSetCode
 
 
@@ -37,7 +36,8 @@ class Syndrome(StrictModel):
         return False
 
 
-def load_syndromes(folder: Path = KNOWLEDGE_DIR) -> dict[str, Syndrome]:
+def load_syndromes(folder: Path) -> dict[str, Syndrome]:
+    """The syndromes of a knowledge library folder."""
     syndromes = {}
     for path in sorted((folder / "data" / "syndromes").glob("*.yaml")):
         syndrome = Syndrome.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))

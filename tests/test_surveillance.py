@@ -4,6 +4,7 @@ cases jump, through the CLI and the API (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import json
 import statistics
 from datetime import date, timedelta
 
@@ -11,6 +12,8 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from cds_service.cli import app as cli
+from cds_service.examples import EXAMPLES
+from cds_service.storage.tables import SurveillanceSignal
 from evaluation.syndromic import (
     CountKey,
     FeedEvent,
@@ -20,8 +23,10 @@ from evaluation.syndromic import (
     daily_counts,
     suppress,
 )
+from knowledge.library import KNOWLEDGE_DIR
 from knowledge.syndromes import load_syndromes
 from tests.service_app import app_factory
+from tests.waiting import wait_for
 
 runner = CliRunner()
 SNOMED = "http://snomed.info/sct"
@@ -30,7 +35,7 @@ TODAY = date(2026, 3, 31)
 
 
 def test_cases_are_patients_per_syndrome_area_age_band_and_day():
-    syndromes = load_syndromes()
+    syndromes = load_syndromes(KNOWLEDGE_DIR)
     day = date(2026, 1, 5)
     events = [
         FeedEvent("a", day, "Condition", [f"{SNOMED}|6142004"]),
@@ -131,3 +136,80 @@ def test_an_area_whose_cases_jump_raises_a_signal_once(tmp_path, database_url):
     header, *rows = table.splitlines()
     assert header.split() == ["day", "021", "100", "303"]
     assert rows[-1].split() == [str(TODAY), "40", "14" if 29 % 2 else "16", "<11"]
+
+
+def _patient_view(patient_id: str, zip_code: str, diagnosed: date | None) -> dict:
+    request = json.loads(
+        json.dumps(EXAMPLES["lhs-patient-view"](TODAY)).replace("example-statin", patient_id)
+    )
+    request["prefetch"]["patient"]["address"] = [{"use": "home", "postalCode": zip_code}]
+    if diagnosed is not None:
+        illness = _ili(patient_id, diagnosed)
+        illness["clinicalStatus"] = {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                    "code": "active",
+                }
+            ]
+        }
+        request["prefetch"]["conditions"]["entry"].append({"resource": illness})
+    return request
+
+
+def test_a_signal_reaches_clinicians_seeing_ill_patients_from_that_area(tmp_path):
+    from datetime import UTC, datetime
+
+    app = app_factory(tmp_path)(
+        spool_drain_interval=0.1,
+        evaluation_time=datetime(TODAY.year, TODAY.month, TODAY.day, 12, tzinfo=UTC),
+    )
+    store = app.state.lhs.store
+    store.record_signals(
+        [
+            SurveillanceSignal(
+                syndrome="influenza-like-illness",
+                area="021",
+                day=TODAY - timedelta(days=1),
+                method=method,
+                observed=40,
+                expected=15,
+                threshold=18,
+                strength=20,
+            )
+            for method in ("ears-c1", "ears-c2")
+        ]
+    )
+
+    def outbreak_cards(request: dict) -> list[dict]:
+        cards = client.post("/cds-services/lhs-patient-view", json=request).json()["cards"]
+        return [c for c in cards if c["source"]["topic"]["code"] == "outbreak-signal"]
+
+    with TestClient(app) as client:
+        wait_for(lambda: len(app.state.lhs.signals) == 2)
+        (card,) = outbreak_cards(_patient_view("ill-here", "02139", TODAY - timedelta(days=2)))
+        assert card["indicator"] == "info"
+        assert card["summary"].startswith("Influenza-like illness and influenza is rising")
+        assert "ZIP3 021" in card["detail"] and "ears-c1, ears-c2" in card["detail"]
+        assert "40" not in card["summary"] and "observed" not in card["detail"]  # no counts
+        # Elsewhere, without the diagnosis, or with an old one: no card.
+        assert outbreak_cards(_patient_view("ill-elsewhere", "10001", TODAY)) == []
+        assert outbreak_cards(_patient_view("well-here", "02139", None)) == []
+        assert (
+            outbreak_cards(_patient_view("ill-long-ago", "02139", TODAY - timedelta(days=30))) == []
+        )
+        # The card is tracked like every card: feedback on it is stored.
+        feedback = {
+            "card": card["uuid"],
+            "outcome": "overridden",
+            "outcomeTimestamp": datetime.now(UTC).isoformat(),
+            "overrideReason": {"reason": card["overrideReasons"][1]},
+        }
+        stored = client.post(
+            "/cds-services/lhs-patient-view/feedback", json={"feedback": [feedback]}
+        )
+        assert stored.status_code == 200
+    rows = store.card_feedback_rows(
+        datetime(2000, 1, 1, tzinfo=UTC), datetime.now(UTC), "outbreak-signal"
+    )
+    assert [(r.outcome, r.rule_version) for r in rows] == [("overridden", "1.0.0")]

@@ -8,6 +8,7 @@ from knowledge.logic.atrial_fibrillation import af_anticoagulation
 from knowledge.logic.beers import beers_potentially_inappropriate
 from knowledge.logic.ddi import drug_pair_interaction
 from knowledge.logic.metformin import metformin_renal
+from knowledge.logic.outbreak import outbreak_signal
 from knowledge.logic.pregnancy import pregnancy_teratogen
 from knowledge.logic.readmission import lace_readmission
 from knowledge.logic.renal_dosing import renal_dosing_crcl
@@ -27,6 +28,7 @@ LOGIC: dict[str, RuleLogic] = {
     "pregnancy_teratogen": pregnancy_teratogen,
     "af_anticoagulation": af_anticoagulation,
     "lace_readmission": lace_readmission,
+    "outbreak_signal": outbreak_signal,
     "beers_potentially_inappropriate": beers_potentially_inappropriate,
     "renal_dosing_crcl": renal_dosing_crcl,
     "drug_allergy": drug_allergy,
