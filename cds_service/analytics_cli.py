@@ -15,6 +15,7 @@ from cds_service.storage.repository import Store
 from evaluation.feedback_analytics import FeedbackAnalytics, Rates, feedback_analytics
 from evaluation.improvement_report import ImprovementData
 from evaluation.report import Decision, LabelledPrediction, ReportData, render_report
+from knowledge.library import KNOWLEDGE_DIR
 
 
 def _percent(value: float | None) -> str:
@@ -97,9 +98,13 @@ def _log_to_mlflow(
     typer.echo("logged to MLflow experiment feedback-analytics")
 
 
-def gather_report(store: Store, since: datetime, until: datetime) -> ReportData:
+def gather_report(
+    store: Store, since: datetime, until: datetime, knowledge_dir: Path = KNOWLEDGE_DIR
+) -> ReportData:
     """The report's data for [since, until) and the period of the same length before it."""
     from cds_service.improvements import gather_improvements
+    from cds_service.surveillance import surveillance_report
+    from knowledge.syndromes import load_syndromes
     from models.cohort import age_band
     from models.tasks import TASKS
 
@@ -144,6 +149,9 @@ def gather_report(store: Store, since: datetime, until: datetime) -> ReportData:
         previous_predictions=labelled(before, since),
         decisions=decisions,
         improvements=gather_improvements(store, since, until),
+        surveillance=surveillance_report(
+            store, load_syndromes(knowledge_dir), since.date(), until.date()
+        ),
     )
 
 
@@ -166,7 +174,9 @@ def report(
 
     settings = Settings()
     until = datetime.now(UTC)
-    data = gather_report(open_store(settings), until - timedelta(days=days), until)
+    data = gather_report(
+        open_store(settings), until - timedelta(days=days), until, settings.knowledge_dir
+    )
     out.write_text(render_report(data), encoding="utf-8")
     typer.echo(f"report written to {out}")
     if to_mlflow:

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from cds_service.storage.repository import Store
 from cds_service.storage.tables import SurveillanceSignal
 from evaluation.outbreak_detection import Alarm, ears_c1, ears_c2, ears_c3
+from evaluation.surveillance_report import SignalRow, SignalSeries, SurveillanceData
 from evaluation.syndromic import FeedEvent, Resident, area_series, daily_counts
 from knowledge.syndromes import Syndrome
 
@@ -100,3 +101,33 @@ def detect(
         if alarm.alarm and s.day(alarm.index) >= recent
     ]
     return DetectionRun(series, raised, store.record_signals(raised))
+
+
+def surveillance_report(
+    store: Store, syndromes: Mapping[str, Syndrome], since: date, until: date
+) -> SurveillanceData:
+    """The period's signals (one row per syndrome, area and day) and the series of each
+    area with one, over the detection window before the period's end."""
+    found = [s for s in store.signals(since) if s.day <= until]
+    methods: dict[tuple[str, str, date], list[str]] = {}
+    for s in found:
+        methods.setdefault((s.syndrome, s.area, s.day), []).append(s.method)
+    rows = [
+        SignalRow(syndrome, area, day, sorted(m)) for (syndrome, area, day), m in methods.items()
+    ]
+    places = {(r.syndrome, r.area) for r in rows}
+    series = [
+        SignalSeries(
+            a.syndrome,
+            a.area,
+            a.first,
+            a.counts,
+            a.alarms["ears-c2"],
+            sorted({r.day for r in rows if (r.syndrome, r.area) == (a.syndrome, a.area)}),
+        )
+        for a in area_series_from_store(
+            store, syndromes, until - timedelta(days=LOOKBACK_DAYS), until
+        )
+        if (a.syndrome, a.area) in places
+    ]
+    return SurveillanceData(rows, series)

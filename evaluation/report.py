@@ -20,6 +20,7 @@ from evaluation.feedback_analytics import FeedbackAnalytics, Rates
 from evaluation.html_parts import percent, png, table
 from evaluation.improvement_report import ImprovementData, render_improvements
 from evaluation.plots import calibration_plot
+from evaluation.surveillance_report import SurveillanceData, render_surveillance
 
 LOW_ACCEPTANCE = 0.3
 LOW_ACCEPTANCE_MIN_ANSWERED = 5
@@ -53,6 +54,7 @@ class ReportData:
     previous_predictions: Sequence[LabelledPrediction]
     decisions: Sequence[Decision]
     improvements: ImprovementData = field(default_factory=ImprovementData)
+    surveillance: SurveillanceData = field(default_factory=SurveillanceData)
 
 
 def acceptance_plot(by_week: dict[str, Rates]) -> Figure:
@@ -133,6 +135,7 @@ def render_report(data: ReportData) -> str:
         else "<p>No model was promoted, refused or rolled back.</p>"
     )
     sections += render_improvements(data.improvements)
+    sections += render_surveillance(data.surveillance)
     style = (
         "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;color:#222}"
         "table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.3rem .6rem}"

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import json
 import statistics
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from cds_service.analytics_cli import gather_report
 from cds_service.cli import app as cli
 from cds_service.examples import EXAMPLES
 from cds_service.storage.tables import SurveillanceSignal
+from evaluation.report import render_report
+from evaluation.surveillance_report import SignalSeries, series_plot
 from evaluation.syndromic import (
     CountKey,
     FeedEvent,
@@ -137,6 +140,14 @@ def test_an_area_whose_cases_jump_raises_a_signal_once(tmp_path, database_url):
     assert header.split() == ["day", "021", "100", "303"]
     assert rows[-1].split() == [str(TODAY), "40", "14" if 29 % 2 else "16", "<11"]
 
+    # The learning report lists the signal and plots area 021's cases against the baseline.
+    start = datetime.combine(TODAY - timedelta(days=30), time(), tzinfo=UTC)
+    page = render_report(gather_report(app.state.lhs.store, start, start + timedelta(days=31)))
+    section = page.split("<h2>Population surveillance</h2>")[1]
+    assert f"<td>{TODAY}</td><td>influenza-like-illness</td><td>021</td>" in section
+    assert "ears-c1, ears-c2, ears-c3" in section
+    assert section.count("data:image/png;base64,") == 1  # one area with a signal
+
 
 def _patient_view(patient_id: str, zip_code: str, diagnosed: date | None) -> dict:
     request = json.loads(
@@ -158,8 +169,6 @@ def _patient_view(patient_id: str, zip_code: str, diagnosed: date | None) -> dic
 
 
 def test_a_signal_reaches_clinicians_seeing_ill_patients_from_that_area(tmp_path):
-    from datetime import UTC, datetime
-
     app = app_factory(tmp_path)(
         spool_drain_interval=0.1,
         evaluation_time=datetime(TODAY.year, TODAY.month, TODAY.day, 12, tzinfo=UTC),
@@ -213,3 +222,12 @@ def test_a_signal_reaches_clinicians_seeing_ill_patients_from_that_area(tmp_path
         datetime(2000, 1, 1, tzinfo=UTC), datetime.now(UTC), "outbreak-signal"
     )
     assert [(r.outcome, r.rule_version) for r in rows] == [("overridden", "1.0.0")]
+
+
+def test_the_report_plot_never_draws_a_small_count():
+    series = SignalSeries("influenza-like-illness", "021", TODAY, [0, 3, 12, 5, 40], [], [TODAY])
+    axes = series_plot(series).axes[0]
+    assert sorted(bar.get_height() for bar in axes.patches) == [0, 12, 40]
+    (suppressed,) = axes.collections  # the days with 3 and 5 cases, drawn as suppressed
+    assert len(suppressed.get_offsets()) == 2
+    assert {tuple(point)[1] for point in suppressed.get_offsets()} == {5.5}  # MIN_CELL / 2
