@@ -58,3 +58,4 @@ clean:
 bench: install  ## throughput and latency against a bare FastAPI app, then model scoring cost (needs ../shared)
 	$(BIN)/python -m bench.bench $(BENCH_ARGS)
 	$(BIN)/python -m bench.scoring
+	$(BIN)/python -m bench.surveillance

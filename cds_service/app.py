@@ -305,6 +305,7 @@ def _lifespan(state: AppState) -> Callable[[FastAPI], AbstractAsyncContextManage
         async def detect_outbreaks() -> None:
             syndromes = state.library.knowledge.syndromes
             while True:
+                await asyncio.sleep(state.settings.surveillance_interval_seconds)
                 try:
                     run = await run_in_threadpool(
                         detect, state.store, syndromes, datetime.now(UTC).date()
@@ -313,7 +314,6 @@ def _lifespan(state: AppState) -> Callable[[FastAPI], AbstractAsyncContextManage
                         logger.info("%d new outbreak signals", run.stored)
                 except SQLAlchemyError:
                     logger.warning("outbreak detection postponed: database unavailable")
-                await asyncio.sleep(state.settings.surveillance_interval_seconds)
 
         async def label_closed_windows() -> None:
             while True:

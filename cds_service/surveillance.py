@@ -67,13 +67,16 @@ def area_series_from_store(
         for key, (area, year) in store.residents([e.patient_key for e in events]).items()
     }
     counts = daily_counts(events, residents, syndromes)
-    places = sorted({(key.syndrome, key.area) for key in counts})
-    series = []
-    for syndrome, area in places:
-        values = area_series(counts, syndrome, area, first, last)
-        alarms = {name: method(values) for name, method in METHODS.items()}
-        series.append(AreaSeries(syndrome, area, first, values, alarms))
-    return series
+    return [
+        AreaSeries(
+            syndrome,
+            area,
+            first,
+            values,
+            {name: method(values) for name, method in METHODS.items()},
+        )
+        for (syndrome, area), values in area_series(counts, first, last).items()
+    ]
 
 
 def detect(

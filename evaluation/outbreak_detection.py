@@ -163,13 +163,6 @@ def _standardise(difference: float, sigma: float) -> float:
     return 0.0
 
 
-def _baseline(values: np.ndarray, t: int, guard: int, min_sigma: float) -> tuple[float, float]:
-    """Mean and sample SD (n - 1, as R's sd()) of the 7 days before t minus the guard band,
-    with the SD floored at min_sigma (earsC: pmax(sd, minSigma))."""
-    window = values[t - guard - EARS_BASELINE_DAYS : t - guard]
-    return float(window.mean()), max(float(window.std(ddof=1)), min_sigma)
-
-
 @dataclass(frozen=True)
 class _Standardised:
     index: int
@@ -186,12 +179,26 @@ def _standardised_counts(
     if min_sigma < 0:
         raise ValueError("min_sigma must be >= 0")
     values = _as_counts(counts)
-    points = []
-    for t in range(EARS_BASELINE_DAYS + guard, len(values)):
-        mean, sigma = _baseline(values, t, guard, min_sigma)
-        observed = float(values[t])
-        points.append(_Standardised(t, observed, mean, sigma, _standardise(observed - mean, sigma)))
-    return points
+    start = EARS_BASELINE_DAYS + guard
+    if len(values) <= start:
+        return []
+    # The baseline of day t is the 7 days before t minus the guard band, window t - start:
+    # mean and sample SD (n - 1, as R's sd()) of all windows at once, the SD floored at
+    # min_sigma (earsC: pmax(sd, minSigma)).
+    windows = np.lib.stride_tricks.sliding_window_view(values, EARS_BASELINE_DAYS)
+    windows = windows[: len(values) - start]
+    means = windows.mean(axis=1)
+    sigmas = np.maximum(windows.std(axis=1, ddof=1), min_sigma)
+    return [
+        _Standardised(
+            t,
+            float(values[t]),
+            float(mean),
+            float(sigma),
+            _standardise(float(values[t]) - float(mean), float(sigma)),
+        )
+        for t, mean, sigma in zip(range(start, len(values)), means, sigmas, strict=True)
+    ]
 
 
 def _shewhart(counts: Sequence[float], guard: int, min_sigma: float) -> list[Alarm]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 from knowledge.syndromes import Syndrome
 
@@ -67,7 +67,7 @@ def daily_counts(
     for event in events:
         resident = residents.get(event.patient_key, Resident(None, None))
         for syndrome in syndromes.values():
-            if syndrome.is_case(event.resource_type, list(event.codes), list(event.value_codes)):
+            if syndrome.is_case(event.resource_type, event.codes, event.value_codes):
                 key = CountKey(
                     syndrome.id,
                     resident.area or UNKNOWN,
@@ -79,14 +79,16 @@ def daily_counts(
 
 
 def area_series(
-    counts: Mapping[CountKey, int], syndrome: str, area: str, first: date, last: date
-) -> list[int]:
-    """The syndrome's daily counts in the area, all age bands, every day from first to last."""
-    by_day: dict[date, int] = defaultdict(int)
+    counts: Mapping[CountKey, int], first: date, last: date
+) -> dict[tuple[str, str], list[int]]:
+    """Per syndrome and area, the daily counts of all age bands, every day from first to last."""
+    days = (last - first).days + 1
+    series: dict[tuple[str, str], list[int]] = {}
     for key, n in counts.items():
-        if key.syndrome == syndrome and key.area == area:
-            by_day[key.day] += n
-    return [by_day[first + timedelta(days=i)] for i in range((last - first).days + 1)]
+        offset = (key.day - first).days
+        if 0 <= offset < days:
+            series.setdefault((key.syndrome, key.area), [0] * days)[offset] += n
+    return dict(sorted(series.items()))
 
 
 def suppress(count: int, min_cell: int = MIN_CELL) -> int | None:

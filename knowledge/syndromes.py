@@ -3,6 +3,8 @@ diagnoses, and which laboratory tests with which results, count as a case."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 
 import yaml
@@ -24,15 +26,27 @@ class Syndrome(StrictModel):
     lab_tests: list[ValueSetCode] = Field(default_factory=list)
     positive_results: list[ValueSetCode] = Field(default_factory=list)
 
-    def is_case(self, resource_type: str, codes: list[str], value_codes: list[str]) -> bool:
+    @cached_property
+    def _condition_keys(self) -> frozenset[str]:
+        return _keys(self.conditions)
+
+    @cached_property
+    def _test_keys(self) -> frozenset[str]:
+        return _keys(self.lab_tests)
+
+    @cached_property
+    def _positive_keys(self) -> frozenset[str]:
+        return _keys(self.positive_results)
+
+    def is_case(self, resource_type: str, codes: Sequence[str], value_codes: Sequence[str]) -> bool:
         """A Condition with one of the codes, or a test of the syndrome with a positive
         result (``system|code`` strings, as the feed stores them)."""
         if resource_type == "Condition":
-            return not _keys(self.conditions).isdisjoint(codes)
+            return not self._condition_keys.isdisjoint(codes)
         if resource_type == "Observation":
-            return not _keys(self.lab_tests).isdisjoint(codes) and not _keys(
-                self.positive_results
-            ).isdisjoint(value_codes)
+            return not self._test_keys.isdisjoint(codes) and not self._positive_keys.isdisjoint(
+                value_codes
+            )
         return False
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -138,9 +139,16 @@ def test_readiness_reports_the_database(tmp_path):
             "experiments": [],
             "shadows": [],
         }
-        app.state.lhs.store.engine.dispose()
-        (tmp_path / "lhs.db").unlink()
-        (tmp_path / "lhs.db").mkdir()  # the database file is gone and cannot be recreated
+        # The database file is gone and cannot be recreated (a directory takes its place);
+        # background tasks may reopen it in between, so until the directory is in place.
+        database = tmp_path / "lhs.db"
+        for _ in range(100):
+            app.state.lhs.store.engine.dispose()
+            database.unlink(missing_ok=True)
+            with contextlib.suppress(FileExistsError):
+                database.mkdir()
+                break
+        assert database.is_dir()
         response = client.get("/readyz")
         assert response.status_code == 503
         assert response.json()["checks"]["database"] == "unreachable"

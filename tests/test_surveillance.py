@@ -58,7 +58,10 @@ def test_cases_are_patients_per_syndrome_area_age_band_and_day():
         "0-4", "0-4", "5-24", "25-49", "25-49", "50-64", "50-64", "65+",
     ]  # fmt: skip
     assert age_band(None, day) == "unknown"
-    assert area_series(counts, "covid-19", "021", day - timedelta(days=1), day) == [0, 1]
+    assert area_series(counts, day - timedelta(days=1), day) == {
+        ("covid-19", "021"): [0, 1],
+        ("influenza-like-illness", "021"): [0, 1],
+    }
     # CMS cell size suppression: 1 to 10 never shown, 0 and 11 up are.
     assert [suppress(n) for n in (0, 1, 10, 11, 250)] == [0, None, None, 11, 250]
 
