@@ -8,6 +8,7 @@ import threading
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
@@ -16,7 +17,12 @@ from sqlmodel import SQLModel
 from cds_service.pseudonym import load_or_create_key, patient_key
 from cds_service.schemas import Card, FeedbackItem, Source, Suggestion
 from cds_service.storage.db import create_db_engine
-from cds_service.storage.migrate import current_revision, head_revision, upgrade_database
+from cds_service.storage.migrate import (
+    alembic_config,
+    current_revision,
+    head_revision,
+    upgrade_database,
+)
 from cds_service.storage.repository import IssuedCardInput, Store
 from cds_service.storage.tables import Invocation
 
@@ -63,7 +69,7 @@ def _feedback(card_uuid: str, **overrides) -> tuple[FeedbackItem, dict]:
 def test_migrations_match_the_models_and_are_idempotent(database_url):
     upgrade_database(database_url)
     upgrade_database(database_url)
-    assert current_revision(database_url) == head_revision() == "0009"
+    assert current_revision(database_url) == head_revision() == "0010"
     engine = create_db_engine(database_url)
     with engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
@@ -113,6 +119,43 @@ def test_feedback_is_idempotent_and_linked(store):
     (record,) = store.feedback_for_card(card.uuid)
     assert record.issued_card_uuid == card.uuid
     assert record.outcome_timestamp == datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+
+
+def test_overrides_are_kept_by_patient_and_rule_and_rebuilt_by_the_migration(database_url):
+    upgrade_database(database_url)
+    engine = create_db_engine(database_url)
+    store = Store(engine)
+    overridden, accepted = _card("Stop metformin"), _card("Stop simvastatin")
+    store.record_invocation(
+        _invocation(),
+        [
+            IssuedCardInput(overridden, "rule-a", "1.0.0", fingerprint="f-a"),
+            IssuedCardInput(accepted, "rule-b", "1.0.0", fingerprint="f-b"),
+        ],
+    )
+    items = [
+        _feedback(overridden.uuid),
+        _feedback(
+            accepted.uuid,
+            outcome="accepted",
+            acceptedSuggestions=[{"id": accepted.suggestions[0].uuid}],
+        ),
+        _feedback("never-issued"),
+    ]
+    store.record_feedback("lhs-order-sign", [i for i, _ in items], [r for _, r in items])
+    when = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+    since = when - timedelta(days=1)
+    expected = {("rule-a", "f-a", when)}
+    assert store.overridden_since("k" * 64, ["rule-a", "rule-b"], since) == expected
+    assert store.overridden_since("k" * 64, ["rule-a"], when + timedelta(seconds=1)) == set()
+    assert store.overridden_since("other" * 8, ["rule-a"], since) == set()
+    # Databases migrated from before the table existed get it filled from their feedback.
+    engine.dispose()
+    command.downgrade(alembic_config(database_url), "0009")
+    upgrade_database(database_url)
+    engine = create_db_engine(database_url)
+    assert Store(engine).overridden_since("k" * 64, ["rule-a", "rule-b"], since) == expected
+    engine.dispose()
 
 
 def test_feedback_on_unknown_cards_is_kept_unlinked(store):

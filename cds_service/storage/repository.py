@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 from cds_service.outcomes import OutcomeInput
 from cds_service.schemas import Card, FeedbackItem
 from cds_service.storage.tables import (
+    CardOverride,
     ChangeProposal,
     Experiment,
     ExperimentAssignment,
@@ -109,15 +110,12 @@ def feedback_dedupe_key(service_id: str, raw_item: Any) -> str:
 
 
 # Built once: this runs on the hot path, and constructing a statement costs more than running it.
-_OVERRIDDEN = (
-    select(IssuedCard.rule_id, IssuedCard.fingerprint, FeedbackRecord.outcome_timestamp)
-    .join(FeedbackRecord, col(FeedbackRecord.issued_card_uuid) == col(IssuedCard.uuid))
-    .where(
-        col(IssuedCard.patient_key) == bindparam("patient_key"),
-        col(IssuedCard.rule_id).in_(bindparam("rule_ids", expanding=True)),
-        col(FeedbackRecord.outcome) == "overridden",
-        col(FeedbackRecord.outcome_timestamp) >= bindparam("since"),
-    )
+_OVERRIDDEN = select(
+    CardOverride.rule_id, CardOverride.fingerprint, CardOverride.overridden_at
+).where(
+    col(CardOverride.patient_key) == bindparam("patient_key"),
+    col(CardOverride.rule_id).in_(bindparam("rule_ids", expanding=True)),
+    col(CardOverride.overridden_at) >= bindparam("since"),
 )
 
 
@@ -253,9 +251,17 @@ class Store:
             return FeedbackOutcome(0, 0)
         card_uuids = {item.card for item in items}
         with Session(self.engine) as session:
-            known = set(
-                session.exec(select(IssuedCard.uuid).where(col(IssuedCard.uuid).in_(card_uuids)))
-            )
+            known = {
+                uuid: (patient, rule, fingerprint)
+                for uuid, patient, rule, fingerprint in session.exec(
+                    select(
+                        IssuedCard.uuid,
+                        IssuedCard.patient_key,
+                        IssuedCard.rule_id,
+                        IssuedCard.fingerprint,
+                    ).where(col(IssuedCard.uuid).in_(card_uuids))
+                )
+            }
             stored = 0
             received_at = utcnow()
             for item, raw in zip(items, raw_items, strict=True):
@@ -287,12 +293,24 @@ class Store:
                     .returning(FeedbackRecord.id)  # type: ignore[arg-type]
                 )
                 # A row comes back only when the item was new (rowcount is not reliable here).
-                stored += session.connection().execute(statement).first() is not None
+                new = session.connection().execute(statement).first()
+                stored += new is not None
+                if new is not None and item.outcome == "overridden" and item.card in known:
+                    patient, rule, fingerprint = known[item.card]
+                    session.add(
+                        CardOverride(
+                            feedback_id=new[0],
+                            patient_key=patient,
+                            rule_id=rule,
+                            fingerprint=fingerprint,
+                            overridden_at=timestamp,
+                        )
+                    )
             session.commit()
         return FeedbackOutcome(
             stored=stored,
             duplicates=len(items) - stored,
-            unknown_cards=sorted(card_uuids - known),
+            unknown_cards=sorted(card_uuids - known.keys()),
         )
 
     def claim_jtis(self, claims: Sequence[tuple[str, datetime]]) -> list[bool]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, TypeDecorator, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -104,6 +104,22 @@ class FeedbackRecord(SQLModel, table=True):
     outcome_timestamp: datetime = _utc_column()
     received_at: datetime = _utc_column()
     raw: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class CardOverride(SQLModel, table=True):
+    """An override of a card we issued, kept beside its feedback item for the alert-burden
+    lookup on the hot path: a patient's overrides of a rule in a time window are one index
+    range, however many cards the patient has been shown (derived from feedback and
+    issued_card when the item is stored)."""
+
+    __tablename__ = "card_override"
+    __table_args__ = (Index("ix_card_override_lookup", "patient_key", "rule_id", "overridden_at"),)
+
+    feedback_id: int = Field(primary_key=True, foreign_key="feedback.id")
+    patient_key: str = Field(max_length=64)
+    rule_id: str = Field(max_length=128)
+    fingerprint: str = Field(max_length=64)
+    overridden_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
 class SeenJti(SQLModel, table=True):
