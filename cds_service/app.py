@@ -69,7 +69,7 @@ from cds_service.storage.tables import Invocation, ShadowRun
 from cds_service.storage.writer import InvocationWriter
 from cds_service.surveillance import detect
 from evaluation.feedback_analytics import feedback_analytics
-from evaluation.syndromic import suppress
+from evaluation.syndromic import MIN_CELL, suppress
 from fhir_client.fhirdates import as_utc
 from hooks.services import SERVICE_SPECS, service_definition
 from knowledge.experiment import ExperimentalRule, ExperimentDefinition
@@ -308,7 +308,9 @@ def _lifespan(state: AppState) -> Callable[[FastAPI], AbstractAsyncContextManage
                 await asyncio.sleep(state.settings.surveillance_interval_seconds)
                 try:
                     run = await run_in_threadpool(
-                        detect, state.store, syndromes, datetime.now(UTC).date()
+                        lambda: detect(
+                            state.store, syndromes, datetime.now(UTC).date(), incremental=True
+                        )
                     )
                     if run.stored:
                         logger.info("%d new outbreak signals", run.stored)
@@ -586,7 +588,7 @@ def _add_routes(app: FastAPI, state: AppState) -> None:
         day, method, expected count, threshold and strength; an observed count below the
         small-number limit is given as null with ``observed_suppressed`` true."""
         since = datetime.now(UTC).date() - timedelta(days=days)
-        found = await run_in_threadpool(state.store.signals, since)
+        found = await run_in_threadpool(state.store.surveillance.signals, since)
         return {
             "since": since.isoformat(),
             "signals": [
@@ -597,10 +599,11 @@ def _add_routes(app: FastAPI, state: AppState) -> None:
                     "method": s.method,
                     "observed": suppress(round(s.observed)),
                     "observed_suppressed": suppress(round(s.observed)) is None,
-                    "expected": round(s.expected, 2),
-                    "threshold": round(s.threshold, 2),
-                    # EARS over a silent baseline: infinitely many SDs, said as null.
-                    "strength": s.strength if math.isfinite(s.strength) else None,
+                    # Not finite (said as null): EARS over a silent baseline has infinitely
+                    # many SDs; an EARS C3 whose last days already alarm alarms at any count.
+                    "expected": _finite(s.expected, 2),
+                    "threshold": _finite(s.threshold, 2),
+                    "strength": _finite(s.strength),
                 }
                 for s in found
             ],
@@ -715,6 +718,12 @@ def _add_routes(app: FastAPI, state: AppState) -> None:
         )
 
 
+def _finite(value: float, digits: int | None = None) -> float | None:
+    if not math.isfinite(value):
+        return None
+    return round(value, digits) if digits is not None else value
+
+
 def _built_shadows(
     runs: Iterable[ShadowRun],
     library: KnowledgeLibrary,
@@ -740,12 +749,17 @@ async def _refresh_knowledge(state: AppState) -> None:
         shadow_runs = await run_in_threadpool(active_shadow_runs, state.store)
         now = state.settings.evaluation_time or datetime.now(UTC)
         signals = await run_in_threadpool(
-            state.store.signals, now.date() - timedelta(days=SIGNAL_HORIZON_DAYS)
+            state.store.surveillance.signals, now.date() - timedelta(days=SIGNAL_HORIZON_DAYS)
         )
     except SQLAlchemyError:
         return
-    # Rules run without yielding to the event loop: no call sees a half-updated list.
-    state.signals[:] = [ActiveSignal(s.syndrome, s.area, s.day, s.method) for s in signals]
+    # Rules run without yielding to the event loop: no call sees a half-updated list. A
+    # signal on fewer cases than may be shown reaches no card: the card would say that a
+    # handful of people nearby were ill, and such small exceedances are where EARS raises
+    # most of its false alarms.
+    state.signals[:] = [
+        ActiveSignal(s.syndrome, s.area, s.day, s.method) for s in signals if s.observed >= MIN_CELL
+    ]
     new_runs = [run for run in shadow_runs.values() if run.id not in state.shadows]
     shadows = {i: shadow for i, shadow in state.shadows.items() if i in shadow_runs}
     if new_runs:

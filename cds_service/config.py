@@ -114,8 +114,9 @@ class Settings(BaseSettings):
     surveillance_interval_seconds: float = Field(
         300.0,
         gt=0,
-        description="How often outbreak detection runs over the feed received (EARS C1/C2/C3 "
-        "per syndrome and area; new signals reach patient-view cards at once).",
+        description="How often outbreak detection runs over what the feed brought since the "
+        "last run (EARS C1/C2/C3 daily and Farrington weekly, per syndrome and area; new "
+        "signals reach patient-view cards at once).",
     )
     training_data: Path = Field(
         Path("../shared/fhir/synthea"),

@@ -10,12 +10,13 @@ import typer
 from cds_service.config import Settings
 from cds_service.models_cli import open_store
 from cds_service.storage.tables import SurveillanceSignal
-from cds_service.surveillance import LOOKBACK_DAYS, area_series_from_store, detect
+from cds_service.surveillance import LOOKBACK_DAYS, daily_series, detect
 from evaluation.syndromic import MIN_CELL, suppress
 from knowledge.syndromes import load_syndromes
 
 surveillance_app = typer.Typer(
-    help="Population surveillance over the live feed: counts, EARS detection, signals.",
+    help="Population surveillance over the live feed: counts, EARS and Farrington detection, "
+    "signals.",
     no_args_is_help=True,
 )
 
@@ -32,7 +33,7 @@ def shown(count: float) -> str:
 
 def signal_line(s: SurveillanceSignal) -> str:
     return (
-        f"{s.day}  {s.syndrome:<26} area {s.area:<8} {s.method:<8} observed {shown(s.observed):>5}"
+        f"{s.day}  {s.syndrome:<26} area {s.area:<8} {s.method:<19} observed {shown(s.observed):>5}"
         f"  expected {s.expected:6.1f}  threshold {s.threshold:6.1f}  strength {s.strength:.1f}"
     )
 
@@ -43,13 +44,30 @@ def detect_command(
         str | None, typer.Option(help="The day to detect up to (default today).")
     ] = None,
     days: Annotated[int, typer.Option(help="Days of history each run looks at.")] = LOOKBACK_DAYS,
+    incremental: Annotated[
+        bool,
+        typer.Option(
+            help="Re-evaluate only the series with data that arrived since the last run "
+            "(as the service does); by default every series."
+        ),
+    ] = False,
 ) -> None:
-    """Count cases per syndrome and area and run EARS C1/C2/C3; store signals for recent alarms."""
+    """Classify the feed that arrived into cases, run EARS C1/C2/C3 on each area's daily
+    cases and Farrington on its weekly ones (with 5 years of history); store signals for
+    recent alarms."""
     settings = Settings()
-    run = detect(open_store(settings), load_syndromes(settings.knowledge_dir), _today(today), days)
+    run = detect(
+        open_store(settings),
+        load_syndromes(settings.knowledge_dir),
+        _today(today),
+        days,
+        incremental=incremental,
+    )
     typer.echo(
-        f"{len(run.series)} area series; {len(run.raised)} alarms in the last days, "
-        f"{run.stored} new signals"
+        f"{run.classified} feed resources classified; {len(run.series)} daily and "
+        f"{len(run.weekly)} weekly area series evaluated"
+        f"{' (incremental)' if run.incremental else ''}; {len(run.raised)} alarms in the "
+        f"last days, {run.stored} new signals"
     )
     for signal in run.raised:
         typer.echo(signal_line(signal))
@@ -61,7 +79,7 @@ def signals_command(
 ) -> None:
     """The signals raised, newest first."""
     since = datetime.now(UTC).date() - timedelta(days=days)
-    found = open_store(Settings()).signals(since)
+    found = open_store(Settings()).surveillance.signals(since)
     for signal in found:
         typer.echo(signal_line(signal))
     if not found:
@@ -81,8 +99,12 @@ def counts_command(
         raise typer.BadParameter(f"no syndrome {syndrome!r}; known: {', '.join(syndromes)}")
     last = _today(today)
     first = last - timedelta(days=days - 1)
-    series = area_series_from_store(
-        open_store(settings), {syndrome: syndromes[syndrome]}, first, last
+    store = open_store(settings)
+    series = daily_series(store.surveillance, [syndrome], first, last)
+    last_run = store.surveillance.last_run()
+    typer.echo(
+        "as classified by the detection run of "
+        + (f"{last_run.started_at:%Y-%m-%d %H:%M} UTC" if last_run else "- (none yet)")
     )
     if not series:
         typer.echo(f"no {syndrome} cases from {first} to {last}")

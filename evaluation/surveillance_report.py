@@ -75,6 +75,7 @@ def series_plot(series: SignalSeries) -> Figure:
     axes.set_ylabel("cases per day")
     axes.tick_params(axis="x", labelrotation=45)
     axes.legend(loc="upper left", fontsize=8)
+    figure.tight_layout()
     return figure
 
 

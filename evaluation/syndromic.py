@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from knowledge.syndromes import Syndrome
+from knowledge.syndromes import Syndrome, code_keys
 
 MIN_CELL = 11
 """The smallest count shown (CMS: cells of 1 to 10 are suppressed)."""
@@ -27,18 +27,15 @@ UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
-class FeedEvent:
-    patient_key: str
-    day: date
-    resource_type: str
-    codes: Sequence[str]
-    value_codes: Sequence[str] = ()
+class CaseCount:
+    """Distinct patients who were cases of a syndrome on a day, in an area (None: no
+    Patient resource received), of a birth year when counted by age."""
 
-
-@dataclass(frozen=True)
-class Resident:
+    syndrome: str
     area: str | None
-    birth_year: int | None
+    day: date
+    patients: int
+    birth_year: int | None = None
 
 
 @dataclass(frozen=True, order=True)
@@ -49,6 +46,32 @@ class CountKey:
     day: date
 
 
+class CaseClassifier:
+    """Which syndromes a feed resource is a case of (codes as ``system|code`` strings, as
+    stored). Each syndrome's codes become sets once: this runs for every resource fed in."""
+
+    def __init__(self, syndromes: Mapping[str, Syndrome]) -> None:
+        self._syndromes = [
+            (s.id, code_keys(s.conditions), code_keys(s.lab_tests), code_keys(s.positive_results))
+            for s in syndromes.values()
+        ]
+
+    def __call__(
+        self, resource_type: str, codes: Sequence[str], value_codes: Sequence[str]
+    ) -> list[str]:
+        if resource_type == "Condition":
+            return [
+                i for i, conditions, _, _ in self._syndromes if not conditions.isdisjoint(codes)
+            ]
+        if resource_type == "Observation":
+            return [
+                i
+                for i, _, tests, positives in self._syndromes
+                if not tests.isdisjoint(codes) and not positives.isdisjoint(value_codes)
+            ]
+        return []
+
+
 def age_band(birth_year: int | None, day: date) -> str:
     """The band of the age reached in the year of ``day`` (birth year only is kept)."""
     if birth_year is None or birth_year > day.year:
@@ -57,37 +80,28 @@ def age_band(birth_year: int | None, day: date) -> str:
     return [label for lower, label in AGE_BANDS if age >= lower][-1]
 
 
-def daily_counts(
-    events: Iterable[FeedEvent],
-    residents: Mapping[str, Resident],
-    syndromes: Mapping[str, Syndrome],
-) -> dict[CountKey, int]:
-    """Distinct patients per syndrome, area, age band and day."""
-    cases: dict[CountKey, set[str]] = defaultdict(set)
-    for event in events:
-        resident = residents.get(event.patient_key, Resident(None, None))
-        for syndrome in syndromes.values():
-            if syndrome.is_case(event.resource_type, event.codes, event.value_codes):
-                key = CountKey(
-                    syndrome.id,
-                    resident.area or UNKNOWN,
-                    age_band(resident.birth_year, event.day),
-                    event.day,
-                )
-                cases[key].add(event.patient_key)
-    return {key: len(patients) for key, patients in sorted(cases.items())}
+def cells(counts: Iterable[CaseCount]) -> dict[CountKey, int]:
+    """Cases per syndrome, area, age band and day, from counts by birth year (a patient has
+    one birth year, so the distinct counts of a band's years add up)."""
+    found: dict[CountKey, int] = defaultdict(int)
+    for c in counts:
+        found[CountKey(c.syndrome, c.area or UNKNOWN, age_band(c.birth_year, c.day), c.day)] += (
+            c.patients
+        )
+    return dict(sorted(found.items()))
 
 
 def area_series(
-    counts: Mapping[CountKey, int], first: date, last: date
+    counts: Iterable[CaseCount], first: date, last: date, step_days: int = 1
 ) -> dict[tuple[str, str], list[int]]:
-    """Per syndrome and area, the daily counts of all age bands, every day from first to last."""
-    days = (last - first).days + 1
+    """Per syndrome and area, the cases of every ``step_days`` days (1: daily, 7: weekly
+    from ``first``'s weekday) from first to last, all age bands together."""
+    steps = (last - first).days // step_days + 1
     series: dict[tuple[str, str], list[int]] = {}
-    for key, n in counts.items():
-        offset = (key.day - first).days
-        if 0 <= offset < days:
-            series.setdefault((key.syndrome, key.area), [0] * days)[offset] += n
+    for c in counts:
+        offset = (c.day - first).days // step_days
+        if 0 <= offset < steps and c.day <= last:
+            series.setdefault((c.syndrome, c.area or UNKNOWN), [0] * steps)[offset] += c.patients
     return dict(sorted(series.items()))
 
 

@@ -8,24 +8,24 @@ import json
 import statistics
 from datetime import UTC, date, datetime, time, timedelta
 
+import numpy as np
+import pytest
 from fastapi.testclient import TestClient
+from fhir.resources.R4B.servicerequest import ServiceRequest
 from typer.testing import CliRunner
 
 from cds_service.analytics_cli import gather_report
 from cds_service.cli import app as cli
 from cds_service.examples import EXAMPLES
+from cds_service.outcomes import parse_outcomes
+from cds_service.storage.db import create_db_engine
+from cds_service.storage.migrate import upgrade_database
+from cds_service.storage.repository import Store
 from cds_service.storage.tables import SurveillanceSignal
+from cds_service.surveillance import FARRINGTON_WEEKS, DetectionRun, detect
 from evaluation.report import render_report
 from evaluation.surveillance_report import SignalSeries, series_plot
-from evaluation.syndromic import (
-    CountKey,
-    FeedEvent,
-    Resident,
-    age_band,
-    area_series,
-    daily_counts,
-    suppress,
-)
+from evaluation.syndromic import CountKey, age_band, area_series, cells, suppress
 from knowledge.library import KNOWLEDGE_DIR
 from knowledge.syndromes import load_syndromes
 from tests.service_app import app_factory
@@ -37,19 +37,66 @@ LOINC = "http://loinc.org"
 TODAY = date(2026, 3, 31)
 
 
-def test_cases_are_patients_per_syndrome_area_age_band_and_day():
+@pytest.fixture
+def store(database_url):
+    upgrade_database(database_url)
+    engine = create_db_engine(database_url)
+    yield Store(engine)
+    engine.dispose()
+
+
+def _fed(store: Store, *resources: dict) -> None:
+    """Store resources as the outcomes endpoint does."""
+    parsed = parse_outcomes(
+        {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "entry": [{"resource": r} for r in resources],
+        },
+        b"test-secret",
+        None,
+    )
+    assert parsed.errors == []
+    store.record_outcomes(parsed.items)
+
+
+def _resident(pid: str, zip_code: str, born: int) -> dict:
+    return _patient(pid, zip_code) | {"birthDate": f"{born}-06-01"}
+
+
+def _test_result(pid: str, day: date, loinc: str, result: str) -> dict:
+    return {
+        "resourceType": "Observation",
+        "id": f"test-{pid}-{day}",
+        "status": "final",
+        "subject": {"reference": f"Patient/{pid}"},
+        "code": {"coding": [{"system": LOINC, "code": loinc}]},
+        "valueCodeableConcept": {"coding": [{"system": SNOMED, "code": result}]},
+        "effectiveDateTime": f"{day}T09:00:00Z",
+    }
+
+
+def test_cases_are_patients_per_syndrome_area_age_band_and_day(store):
     syndromes = load_syndromes(KNOWLEDGE_DIR)
     day = date(2026, 1, 5)
-    events = [
-        FeedEvent("a", day, "Condition", [f"{SNOMED}|6142004"]),
-        FeedEvent("a", day, "Condition", [f"{SNOMED}|95891005"]),  # the same patient again
-        FeedEvent("b", day, "Observation", [f"{LOINC}|94500-6"], [f"{SNOMED}|260373001"]),
-        FeedEvent("c", day, "Observation", [f"{LOINC}|94500-6"], [f"{SNOMED}|260385009"]),
-        FeedEvent("d", day, "Condition", [f"{SNOMED}|444814009"]),  # sinusitis: no syndrome
-    ]
-    residents = {"a": Resident("021", 1950), "b": Resident("021", 2024)}
-    counts = daily_counts(events, residents, syndromes)
-    # a: influenza, 76 in 2026 -> 65+; b: positive SARS-CoV-2 test, 2 -> 0-4; c: negative.
+    influenza = _ili("a", day) | {
+        "id": "flu-a",
+        "code": {"coding": [{"system": SNOMED, "code": "6142004"}]},
+    }
+    _fed(
+        store,
+        _resident("a", "02139", 1950),
+        _resident("b", "02140", 2024),
+        _ili("a", day),
+        influenza,  # the same patient again on the same day
+        _test_result("b", day, "94500-6", "260373001"),  # SARS-CoV-2 RNA detected
+        _test_result("c", day, "94500-6", "260385009"),  # not detected: no case
+        _ili("d", day) | {"code": {"coding": [{"system": SNOMED, "code": "444814009"}]}},
+    )
+    detect(store, syndromes, day)
+    counts = cells(store.surveillance.case_counts(day, day, by_birth_year=True))
+    # a: influenza, 76 in 2026 -> 65+; b: positive SARS-CoV-2 test, 2 -> 0-4; c: negative;
+    # d: sinusitis, no syndrome.
     assert counts == {
         CountKey("covid-19", "021", "0-4", day): 1,
         CountKey("influenza-like-illness", "021", "65+", day): 1,
@@ -58,12 +105,93 @@ def test_cases_are_patients_per_syndrome_area_age_band_and_day():
         "0-4", "0-4", "5-24", "25-49", "25-49", "50-64", "50-64", "65+",
     ]  # fmt: skip
     assert age_band(None, day) == "unknown"
-    assert area_series(counts, day - timedelta(days=1), day) == {
+    assert area_series(store.surveillance.case_counts(day, day), day - timedelta(days=1), day) == {
         ("covid-19", "021"): [0, 1],
         ("influenza-like-illness", "021"): [0, 1],
     }
     # CMS cell size suppression: 1 to 10 never shown, 0 and 11 up are.
     assert [suppress(n) for n in (0, 1, 10, 11, 250)] == [0, None, None, 11, 250]
+
+
+def test_runs_classify_only_what_arrived_and_evaluate_only_the_series_it_touches(store):
+    syndromes = load_syndromes(KNOWLEDGE_DIR)
+    day = TODAY
+    _fed(store, _resident("a", "02139", 1980), _resident("b", "10001", 1980), _ili("a", day))
+
+    def run(today: date = day, definitions: dict = syndromes) -> DetectionRun:
+        # No overlap: what arrived before the previous run started is not read again.
+        return detect(store, definitions, today, incremental=True, arrival_overlap=timedelta(0))
+
+    first = run()
+    assert (first.incremental, first.classified) == (False, 1)  # the first run is a full one
+    assert {(s.syndrome, s.area) for s in first.series} == {("influenza-like-illness", "021")}
+
+    # Patient b's case arrives, and patient c's before their Patient resource does.
+    _fed(store, _ili("b", day), _ili("c", day))
+    second = run()
+    assert (second.incremental, second.classified) == (True, 2)
+    assert {s.area for s in second.series} == {"100", "unknown"}
+    _fed(store, _resident("c", "02139", 1990))
+    third = run()
+    assert third.classified == 0
+    (area_021,) = third.series  # c now counts in 021, and ...
+    assert (area_021.area, area_021.counts[-1]) == ("021", 2)
+    # ... 'unknown' lost its only case, which a full run shows.
+    full = detect(store, syndromes, day)
+    assert {s.area: s.counts[-1] for s in full.series} == {"021": 2, "100": 1}
+
+    # A correction that makes a case no case removes it.
+    _fed(store, _ili("b", day) | {"code": {"coding": [{"system": SNOMED, "code": "444814009"}]}})
+    assert run().classified == 1
+    assert area_series(store.surveillance.case_counts(day, day), day, day) == {
+        ("influenza-like-illness", "021"): [2]
+    }
+
+    # Changed definitions classify the whole feed again; a new day is a full run.
+    narrower = {
+        "influenza-like-illness": syndromes["influenza-like-illness"].model_copy(
+            update={"conditions": syndromes["influenza-like-illness"].conditions[1:]}
+        )
+    }
+    reclassified = run(definitions=narrower)
+    assert (reclassified.incremental, reclassified.classified, reclassified.series) == (
+        False,
+        3,
+        [],
+    )
+    assert run(definitions=narrower).incremental
+    assert not run(day + timedelta(days=1), narrower).incremental
+    runs = store.surveillance.last_run()
+    assert runs is not None and runs.through_day == day + timedelta(days=1)
+
+
+def test_farrington_runs_on_weekly_counts_once_five_years_of_history_are_in(store):
+    syndromes = load_syndromes(KNOWLEDGE_DIR)
+    today = date(2026, 3, 31)  # a Tuesday: the last complete week ends on Sunday 29 March
+    week_end = date(2026, 3, 29)
+    rng = np.random.default_rng(7)
+    resources = []
+    for week in range(FARRINGTON_WEEKS):
+        end = week_end - timedelta(weeks=week)
+        # A steady 4 cases a week for five years, and 30 in the latest week.
+        for i in range(30 if week == 0 else int(rng.poisson(4))):
+            pid = f"w{week}-{i}"
+            resources += [_resident(pid, "02139", 1980), _ili(pid, end - timedelta(days=i % 7))]
+    _fed(store, *resources)
+    run = detect(store, syndromes, today)
+    (weekly,) = run.weekly
+    assert (weekly.syndrome, weekly.area, len(weekly.counts)) == (
+        "influenza-like-illness", "021", FARRINGTON_WEEKS,
+    )  # fmt: skip
+    assert weekly.counts[-1] == 30
+    (alarm,) = weekly.alarms["farrington-flexible"]
+    assert alarm.alarm and 3 < alarm.expected < 5 and alarm.threshold < 30
+    raised = [s for s in run.raised if s.method == "farrington-flexible"]
+    assert [(s.area, s.day, s.observed) for s in raised] == [("021", week_end, 30)]
+
+    # With less history than the method needs, the weekly series is not evaluated.
+    short = date(2026, 3, 31) - timedelta(weeks=FARRINGTON_WEEKS - 10)
+    assert detect(store, syndromes, short).weekly == []
 
 
 def _patient(pid: str, zip_code: str) -> dict:
@@ -139,7 +267,8 @@ def test_an_area_whose_cases_jump_raises_a_signal_once(tmp_path, database_url):
         ["surveillance", "counts", "influenza-like-illness", "--today", str(TODAY), "--days", "3"],
         env=env,
     ).output
-    header, *rows = table.splitlines()
+    as_of, header, *rows = table.splitlines()
+    assert as_of.startswith("as classified by the detection run of 20")
     assert header.split() == ["day", "021", "100", "303"]
     assert rows[-1].split() == [str(TODAY), "40", "14" if 29 % 2 else "16", "<11"]
 
@@ -177,7 +306,7 @@ def test_a_signal_reaches_clinicians_seeing_ill_patients_from_that_area(tmp_path
         evaluation_time=datetime(TODAY.year, TODAY.month, TODAY.day, 12, tzinfo=UTC),
     )
     store = app.state.lhs.store
-    store.record_signals(
+    store.surveillance.record_signals(
         [
             SurveillanceSignal(
                 syndrome="influenza-like-illness",
@@ -189,7 +318,20 @@ def test_a_signal_reaches_clinicians_seeing_ill_patients_from_that_area(tmp_path
                 threshold=18,
                 strength=20,
             )
-            for method in ("ears-c1", "ears-c2")
+            for method in ("ears-c1", "ears-c2", "farrington-flexible")
+        ]
+        # Area 100: an exceedance on 7 cases, fewer than may be shown.
+        + [
+            SurveillanceSignal(
+                syndrome="influenza-like-illness",
+                area="100",
+                day=TODAY - timedelta(days=1),
+                method="ears-c3",
+                observed=7,
+                expected=2,
+                threshold=5,
+                strength=3,
+            )
         ]
     )
 
@@ -198,13 +340,25 @@ def test_a_signal_reaches_clinicians_seeing_ill_patients_from_that_area(tmp_path
         return [c for c in cards if c["source"]["topic"]["code"] == "outbreak-signal"]
 
     with TestClient(app) as client:
-        wait_for(lambda: len(app.state.lhs.signals) == 2)
+        wait_for(lambda: len(app.state.lhs.signals) == 3)
         (card,) = outbreak_cards(_patient_view("ill-here", "02139", TODAY - timedelta(days=2)))
         assert card["indicator"] == "info"
         assert card["summary"].startswith("Influenza-like illness and influenza is rising")
-        assert "ZIP3 021" in card["detail"] and "ears-c1, ears-c2" in card["detail"]
+        assert "ZIP3 021" in card["detail"]
+        assert "ears-c1, ears-c2, farrington-flexible" in card["detail"]
+        # The card proposes the confirmatory tests of the syndrome's definition.
+        (testing,) = card["suggestions"]
+        assert testing["label"] == "Order influenza A and B RNA tests (rapid molecular assay)"
+        orders = [action["resource"] for action in testing["actions"]]
+        assert [o["code"]["coding"][0]["code"] for o in orders] == ["92142-9", "92141-1"]
+        assert {(o["status"], o["subject"]["reference"]) for o in orders} == {
+            ("draft", "Patient/ill-here")
+        }
+        for order in orders:
+            ServiceRequest.model_validate(order)
         assert "40" not in card["summary"] and "observed" not in card["detail"]  # no counts
-        # Elsewhere, without the diagnosis, or with an old one: no card.
+        # Elsewhere (area 100's signal is on too few cases to reach a card), without the
+        # diagnosis, or with an old one: no card.
         assert outbreak_cards(_patient_view("ill-elsewhere", "10001", TODAY)) == []
         assert outbreak_cards(_patient_view("well-here", "02139", None)) == []
         assert (
@@ -213,9 +367,9 @@ def test_a_signal_reaches_clinicians_seeing_ill_patients_from_that_area(tmp_path
         # The card is tracked like every card: feedback on it is stored.
         feedback = {
             "card": card["uuid"],
-            "outcome": "overridden",
+            "outcome": "accepted",
             "outcomeTimestamp": datetime.now(UTC).isoformat(),
-            "overrideReason": {"reason": card["overrideReasons"][1]},
+            "acceptedSuggestions": [{"id": testing["uuid"]}],
         }
         stored = client.post(
             "/cds-services/lhs-patient-view/feedback", json={"feedback": [feedback]}
@@ -224,7 +378,7 @@ def test_a_signal_reaches_clinicians_seeing_ill_patients_from_that_area(tmp_path
     rows = store.card_feedback_rows(
         datetime(2000, 1, 1, tzinfo=UTC), datetime.now(UTC), "outbreak-signal"
     )
-    assert [(r.outcome, r.rule_version) for r in rows] == [("overridden", "1.0.0")]
+    assert [(r.outcome, r.rule_version) for r in rows] == [("accepted", "1.1.0")]
 
 
 def test_the_report_plot_never_draws_a_small_count():

@@ -8,7 +8,7 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, delete, func, insert, or_, update
@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 
 from cds_service.outcomes import OutcomeInput
 from cds_service.schemas import Card, FeedbackItem
+from cds_service.storage.surveillance_store import SurveillanceStore
 from cds_service.storage.tables import (
     CardOverride,
     ChangeProposal,
@@ -33,7 +34,6 @@ from cds_service.storage.tables import (
     SeenJti,
     ShadowComparisonRecord,
     ShadowRun,
-    SurveillanceSignal,
     utcnow,
 )
 from evaluation.feedback_analytics import CardRow
@@ -134,6 +134,7 @@ class Store:
         self.engine = engine
         self._insert = postgresql_insert if engine.dialect.name == "postgresql" else sqlite_insert
         self._last_jti_purge = 0.0
+        self.surveillance = SurveillanceStore(engine, self._insert)
 
     def record_invocation(
         self,
@@ -611,70 +612,6 @@ class Store:
             session.add(found)
             session.commit()
             return found
-
-    def feed_events(self, since: datetime, until: datetime) -> list[OutcomeEvent]:
-        """Conditions and Observations of the feed dated in [since, until)."""
-        query = select(OutcomeEvent).where(
-            col(OutcomeEvent.resource_type).in_(("Condition", "Observation")),
-            col(OutcomeEvent.started_at) >= since,
-            col(OutcomeEvent.started_at) < until,
-        )
-        with Session(self.engine) as session:
-            return list(session.exec(query))
-
-    def residents(self, patient_keys: Sequence[str]) -> dict[str, tuple[str | None, int | None]]:
-        """Area and birth year of each patient the feed has described."""
-        found: dict[str, tuple[str | None, int | None]] = {}
-        keys = sorted(set(patient_keys))
-        with Session(self.engine) as session:
-            for start in range(0, len(keys), 500):
-                query = select(
-                    OutcomeEvent.patient_key, OutcomeEvent.area, OutcomeEvent.birth_year
-                ).where(
-                    OutcomeEvent.resource_type == "Patient",
-                    col(OutcomeEvent.patient_key).in_(keys[start : start + 500]),
-                )
-                for key, area, birth_year in session.exec(query):
-                    found[key] = (area, birth_year)
-        return found
-
-    def record_signals(self, signals: Sequence[SurveillanceSignal]) -> int:
-        """Store new signals; one already raised (same syndrome, area, day, method) is kept."""
-        if not signals:
-            return 0
-        identity = ("syndrome", "area", "day", "method")
-        days = {s.day for s in signals}
-        with self.engine.begin() as connection:
-            existing = set(
-                connection.execute(
-                    select(*(getattr(SurveillanceSignal, name) for name in identity)).where(
-                        col(SurveillanceSignal.day).in_(days)
-                    )
-                ).all()
-            )
-            rows = [
-                s.model_dump(exclude={"id"})
-                for s in signals
-                if tuple(getattr(s, name) for name in identity) not in existing
-            ]
-            if rows:
-                # A concurrent run may have stored some since: those are skipped, not doubled.
-                connection.execute(
-                    self._insert(SurveillanceSignal).on_conflict_do_nothing(
-                        index_elements=list(identity)
-                    ),
-                    rows,
-                )
-        return len(rows)
-
-    def signals(self, since: date | None = None) -> list[SurveillanceSignal]:
-        query = select(SurveillanceSignal).order_by(
-            col(SurveillanceSignal.day).desc(), col(SurveillanceSignal.syndrome)
-        )
-        if since is not None:
-            query = query.where(col(SurveillanceSignal.day) >= since)
-        with Session(self.engine) as session:
-            return list(session.exec(query))
 
     def labelled_predictions(self, model_name: str) -> list[PredictionRecord]:
         with Session(self.engine) as session:

@@ -365,3 +365,40 @@ class SurveillanceSignal(SQLModel, table=True):
     strength: float
     """The method's statistic (EARS: standard deviations above the baseline)."""
     raised_at: datetime = _utc_column()
+
+
+class SyndromeCase(SQLModel, table=True):
+    """A feed resource that is a case of a syndrome (a matching diagnosis or positive test),
+    on its clinical day. Derived from ``outcome_event`` by the detection runs, which classify
+    only what arrived since the previous run; the patient's area and age come from their
+    Patient resource when counted, so a Patient that arrives later still places the case."""
+
+    __tablename__ = "syndrome_case"
+    __table_args__ = (
+        UniqueConstraint("resource_key", "syndrome"),
+        Index("ix_syndrome_case_syndrome_day", "syndrome", "day"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    resource_key: str = Field(max_length=64)
+    syndrome: str = Field(max_length=64)
+    patient_key: str = Field(index=True, max_length=64)
+    day: date
+
+
+class SurveillanceRun(SQLModel, table=True):
+    """One detection run: up to which moment of arrival the feed was classified, with which
+    syndrome definitions, and how much it looked at (the next run starts from here)."""
+
+    __tablename__ = "surveillance_run"
+
+    id: int | None = Field(default=None, primary_key=True)
+    started_at: datetime = _utc_column()
+    """Feed rows that arrived before this (less a safety overlap) were classified."""
+    through_day: date
+    definitions: str = Field(max_length=64)
+    """sha256 of the syndrome definitions used; a change reclassifies the whole feed."""
+    incremental: bool
+    classified: int
+    series: int
+    signals: int

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from cds_service.schemas import Action, Suggestion
 from fhir_client.area import coarse_area, home_postal_code
 from knowledge.artifact import RuleArtifact
 from knowledge.logic.common import threshold
 from knowledge.rule import EvaluationContext, Finding, Knowledge
+from knowledge.syndromes import Syndrome
 
 
 def outbreak_signal(
@@ -42,6 +44,7 @@ def outbreak_signal(
             continue
         latest = max(here, key=lambda s: s.day)
         methods = ", ".join(sorted({s.method for s in here}))
+        label = artifact.suggestion_labels.get(syndrome_id)
         findings.append(
             Finding(
                 syndrome_id,
@@ -52,6 +55,33 @@ def outbreak_signal(
                     "methods": methods,
                     "diagnosed": min(c.onset for c in ill).date().isoformat(),  # type: ignore[union-attr]
                 },
+                suggestions=(_testing(label, syndrome, ctx.record.patient_id),) if label else (),
             )
         )
     return findings
+
+
+def _testing(label: str, syndrome: Syndrome, patient_id: str) -> Suggestion:
+    """Draft orders for the syndrome's confirmatory laboratory tests."""
+    return Suggestion(
+        label=label,
+        actions=[
+            Action(
+                type="create",
+                description=f"Order {test.display}",
+                resource={
+                    "resourceType": "ServiceRequest",
+                    "status": "draft",
+                    "intent": "proposal",
+                    "subject": {"reference": f"Patient/{patient_id}"},
+                    "code": {
+                        "coding": [
+                            {"system": test.system, "code": test.code, "display": test.display}
+                        ]
+                    },
+                    "reasonCode": [{"text": f"{syndrome.title} circulating in the area"}],
+                },
+            )
+            for test in syndrome.lab_tests
+        ],
+    )
