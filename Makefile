@@ -25,7 +25,7 @@ models: db  ## train and register a first readmission model if the MLflow store 
 run: models  ## start the service on 127.0.0.1:8000 (authentication off: a local trial)
 	LHS_AUTH=$${LHS_AUTH:-off} $(BIN)/lhs serve
 
-demo: db  ## the simulated clinic: rounds of discharges, feedback, outcomes, retraining, gate (needs ../shared)
+demo: db  ## the simulated clinic: rounds of discharges, feedback, outcomes, retraining, gate (needs ../shared); DEMO_ARGS=--outbreak: surveillance
 	$(BIN)/python -m demo.clinic $(DEMO_ARGS)
 
 mlflow: install  ## the MLflow UI on 127.0.0.1:5000 over the service's tracking store

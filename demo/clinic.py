@@ -56,6 +56,7 @@ from cds_service.storage.db import create_db_engine
 from cds_service.storage.repository import Store
 from cds_service.storage.tables import ShadowRun
 from cds_service.sweep import hook_request, load_bundle, patient_bundles
+from demo import outbreak
 from evaluation.experiment_analysis import ExperimentAnalysis, analyze
 from evaluation.gate import GatePolicy
 from evaluation.metrics import evaluate_risks
@@ -427,6 +428,13 @@ def main() -> None:
         + " and ".join(f"{p:.0%}" for p in LACE_ACCEPTANCE.values()),
     )
     parser.add_argument(
+        "--outbreak",
+        action="store_true",
+        help="instead of the learning loop: years of influenza-like illness in four areas "
+        "through the outcomes feed, an outbreak injected in one, the signal the service "
+        "raises, its plot, and the card it puts before clinicians",
+    )
+    parser.add_argument(
         "--experiment-patients",
         type=int,
         default=900,
@@ -436,7 +444,7 @@ def main() -> None:
     started = time.perf_counter()
     say = lambda message: typer.echo(f"[{time.perf_counter() - started:6.1f}s] {message}")  # noqa: E731
     rng = random.Random(args.seed)
-    if not SHARED.is_dir():
+    if not SHARED.is_dir() and not args.outbreak:
         raise SystemExit(f"the synthetic patients are needed at {SHARED}")
     shutil.rmtree(args.data_dir, ignore_errors=True)
     args.data_dir.mkdir(parents=True)
@@ -462,6 +470,15 @@ def main() -> None:
         capture_output=True,
     )
     store = Store(create_db_engine(settings.resolved_database_url))
+    if args.outbreak:
+        service = Server("cds_service.asgi:app", env | {"LHS_SURVEILLANCE_INTERVAL_SECONDS": "2"})
+        try:
+            service.wait_ready("/healthz")
+            outbreak.run(service.url, minter, store, args.data_dir, args.seed, say)
+        finally:
+            service.stop()
+        say("done.")
+        return
     experiment = load_experiment(EXPERIMENT) if args.experiment else None
 
     paths = list(patient_bundles(SHARED))

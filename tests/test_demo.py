@@ -3,6 +3,7 @@ experiment on the LACE card."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -65,3 +66,35 @@ def test_the_simulated_clinic_runs_a_round_of_the_learning_loop(tmp_path):
         "Knowledge changes",
     ):
         assert section in report
+
+
+def test_the_outbreak_scenario_raises_a_signal_that_reaches_clinicians(tmp_path):
+    demo = tmp_path / "demo"
+    completed = subprocess.run(
+        [sys.executable, "-m", "demo.clinic", "--outbreak", "--data-dir", str(demo)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    out = completed.stdout
+    # The service's own background detection raised signals for the injected outbreak, by
+    # EARS on the daily counts and by Farrington on the five years of weekly ones.
+    outbreak = [line for line in out.splitlines() if line.endswith("(the injected outbreak)")]
+    methods = {re.search(r" area 021 +(\S+) ", line)[1] for line in outbreak}  # type: ignore[index]
+    assert {"ears-c1", "ears-c2", "ears-c3"} <= methods
+    plot = demo / "outbreak-021.png"
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Every ill patient from the area got the card, no well one did; answers were stored.
+    assert "ill, from the outbreak area 021    40 patients, 40 cards" in out
+    assert "well, from area 021                40 patients, 0 cards" in out
+    assert "suggestion: Order influenza A and B RNA tests" in out
+    stored = next(line for line in out.splitlines() if "outbreak-signal cards shown" in line)
+    shown, answered = (
+        int(n) for n in re.findall(r"(\d+) (?:outbreak-signal cards shown|answered)", stored)
+    )
+    assert shown >= 40 and answered == shown
+    report = (demo / "learning-report.html").read_text()
+    section = report.split("<h2>Population surveillance</h2>")[1]
+    assert "<td>021</td>" in section and "data:image/png;base64," in section
