@@ -57,6 +57,7 @@ from cds_service.storage.repository import Store
 from cds_service.storage.tables import ShadowRun
 from cds_service.sweep import hook_request, load_bundle, patient_bundles
 from demo import outbreak
+from demo.feedback import feedback_item
 from evaluation.experiment_analysis import ExperimentAnalysis, analyze
 from evaluation.gate import GatePolicy
 from evaluation.metrics import evaluate_risks
@@ -226,16 +227,8 @@ class Clinic:
         return response
 
     def _answer(self, card: dict, accepted: bool, override_reason: str) -> None:
-        item = {
-            "card": card["uuid"],
-            "outcome": "accepted" if accepted else "overridden",
-            "outcomeTimestamp": datetime.now(UTC).isoformat(),
-        }
-        if accepted:
-            item["acceptedSuggestions"] = [{"id": card["suggestions"][0]["uuid"]}]
-        else:
-            reason = next(r for r in card["overrideReasons"] if r["code"] == override_reason)
-            item["overrideReason"] = {"reason": reason}
+        reason = next(r for r in card["overrideReasons"] if r["code"] == override_reason)
+        item = feedback_item(card, accepted, reason)
         self._post(f"/cds-services/{SERVICE}/feedback", {"feedback": [item]})
 
     def visit(self, patient: Patient, when: datetime, stats: RoundStats) -> None:

@@ -28,6 +28,7 @@ from cds_service.analytics_cli import gather_report
 from cds_service.examples import EXAMPLES
 from cds_service.storage.repository import Store
 from cds_service.surveillance import LOOKBACK_DAYS, daily_series
+from demo.feedback import feedback_item
 from evaluation.report import render_report
 from evaluation.surveillance_report import SignalSeries, series_plot
 from evaluation.syndromic import MIN_CELL, suppress
@@ -225,15 +226,7 @@ def run(
                 visits[name].cards += 1
                 accepted = rng.random() < ACCEPTANCE
                 visits[name].accepted += accepted
-                item: dict = {
-                    "card": card["uuid"],
-                    "outcome": "accepted" if accepted else "overridden",
-                    "outcomeTimestamp": datetime.now(UTC).isoformat(),
-                }
-                if accepted:
-                    item["acceptedSuggestions"] = [{"id": card["suggestions"][0]["uuid"]}]
-                else:
-                    item["overrideReason"] = {"reason": card["overrideReasons"][0]}
+                item = feedback_item(card, accepted)
                 post(f"/cds-services/{SERVICE}/feedback", {"feedback": [item]})
     if example_card is not None:
         say(f"the card: [{example_card['indicator']}] {example_card['summary']}")

@@ -9,6 +9,10 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
+from cds_service.storage.db import create_db_engine
+from cds_service.storage.migrate import upgrade_database
+from cds_service.storage.repository import Store
+
 POSTGRES_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
 
 
@@ -42,6 +46,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store' / 'lhs.db'}"
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    """The service's store on a migrated database of each kind."""
+    upgrade_database(database_url)
+    engine = create_db_engine(database_url)
+    yield Store(engine)
+    engine.dispose()
 
 
 def pytest_terminal_summary(terminalreporter, config) -> None:

@@ -27,14 +27,6 @@ from cds_service.storage.repository import IssuedCardInput, Store
 from cds_service.storage.tables import Invocation
 
 
-@pytest.fixture
-def store(database_url):
-    upgrade_database(database_url)
-    engine = create_db_engine(database_url)
-    yield Store(engine)
-    engine.dispose()
-
-
 def _invocation(**overrides) -> Invocation:
     values = {
         "hook_instance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",

@@ -9,7 +9,6 @@ import statistics
 from datetime import UTC, date, datetime, time, timedelta
 
 import numpy as np
-import pytest
 from fastapi.testclient import TestClient
 from fhir.resources.R4B.servicerequest import ServiceRequest
 from typer.testing import CliRunner
@@ -18,8 +17,6 @@ from cds_service.analytics_cli import gather_report
 from cds_service.cli import app as cli
 from cds_service.examples import EXAMPLES
 from cds_service.outcomes import parse_outcomes
-from cds_service.storage.db import create_db_engine
-from cds_service.storage.migrate import upgrade_database
 from cds_service.storage.repository import Store
 from cds_service.storage.tables import SurveillanceSignal
 from cds_service.surveillance import FARRINGTON_WEEKS, DetectionRun, detect
@@ -35,14 +32,6 @@ runner = CliRunner()
 SNOMED = "http://snomed.info/sct"
 LOINC = "http://loinc.org"
 TODAY = date(2026, 3, 31)
-
-
-@pytest.fixture
-def store(database_url):
-    upgrade_database(database_url)
-    engine = create_db_engine(database_url)
-    yield Store(engine)
-    engine.dispose()
 
 
 def _fed(store: Store, *resources: dict) -> None:

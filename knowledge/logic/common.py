@@ -95,6 +95,20 @@ def proposed_medication_request(
     return resource.model_dump(mode="json", by_alias=True, exclude_none=True)
 
 
+def proposed_service_request(
+    patient_id: str, code: Mapping[str, Any], reason: str
+) -> dict[str, Any]:
+    """A draft ServiceRequest proposal (a visit or test the clinician may order)."""
+    return {
+        "resourceType": "ServiceRequest",
+        "status": "draft",
+        "intent": "proposal",
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "code": dict(code),
+        "reasonCode": [{"text": reason}],
+    }
+
+
 def delete_draft_suggestion(
     label: str, reference: str | None, *, recommended: bool = True
 ) -> Suggestion | None:

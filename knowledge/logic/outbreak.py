@@ -8,7 +8,7 @@ from datetime import timedelta
 from cds_service.schemas import Action, Suggestion
 from fhir_client.area import coarse_area, home_postal_code
 from knowledge.artifact import RuleArtifact
-from knowledge.logic.common import threshold
+from knowledge.logic.common import proposed_service_request, threshold
 from knowledge.rule import EvaluationContext, Finding, Knowledge
 from knowledge.syndromes import Syndrome
 
@@ -69,18 +69,15 @@ def _testing(label: str, syndrome: Syndrome, patient_id: str) -> Suggestion:
             Action(
                 type="create",
                 description=f"Order {test.display}",
-                resource={
-                    "resourceType": "ServiceRequest",
-                    "status": "draft",
-                    "intent": "proposal",
-                    "subject": {"reference": f"Patient/{patient_id}"},
-                    "code": {
+                resource=proposed_service_request(
+                    patient_id,
+                    {
                         "coding": [
                             {"system": test.system, "code": test.code, "display": test.display}
                         ]
                     },
-                    "reasonCode": [{"text": f"{syndrome.title} circulating in the area"}],
-                },
+                    f"{syndrome.title} circulating in the area",
+                ),
             )
             for test in syndrome.lab_tests
         ],

@@ -20,7 +20,13 @@ from cds_service.schemas import Action, Suggestion
 from fhir_client.record import EncounterEntry, PatientRecord, encounter_entry
 from knowledge.artifact import RuleArtifact
 from knowledge.calculators.lace import LaceResult, charlson_score, lace_index
-from knowledge.logic.common import ever_recorded_condition, format_date, threshold, value_set
+from knowledge.logic.common import (
+    ever_recorded_condition,
+    format_date,
+    proposed_service_request,
+    threshold,
+    value_set,
+)
 from knowledge.rule import EvaluationContext, Finding, Knowledge
 
 _EMERGENCY = "EMER"
@@ -117,17 +123,14 @@ def transitional_care_suggestion(label: str, patient_id: str, reason: str) -> Su
             Action(
                 type="create",
                 description=f"Transitional care follow-up within {FOLLOW_UP_DAYS} days",
-                resource={
-                    "resourceType": "ServiceRequest",
-                    "status": "draft",
-                    "intent": "proposal",
-                    "subject": {"reference": f"Patient/{patient_id}"},
-                    "code": {
+                resource=proposed_service_request(
+                    patient_id,
+                    {
                         "text": "Transitional care follow-up visit within "
                         f"{FOLLOW_UP_DAYS} days of discharge"
                     },
-                    "reasonCode": [{"text": reason}],
-                },
+                    reason,
+                ),
             )
         ],
     )
