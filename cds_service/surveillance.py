@@ -33,7 +33,7 @@ from evaluation.outbreak_detection import (
     farrington_flexible,
 )
 from evaluation.surveillance_report import SignalRow, SignalSeries, SurveillanceData
-from evaluation.syndromic import UNKNOWN, CaseClassifier, area_series
+from evaluation.syndromic import UNKNOWN, CaseClassifier, CaseCount, area_series
 from knowledge.syndromes import Syndrome
 
 LOOKBACK_DAYS = 120
@@ -111,6 +111,18 @@ def classify_feed(
     return classified, touched
 
 
+def _series(
+    counts: Sequence[CaseCount],
+    first: date,
+    last: date,
+    places: Collection[Place] | None,
+    step_days: int = 1,
+) -> dict[Place, list[int]]:
+    """Each place's cases per step from first to last (of the given places only, if given)."""
+    found = area_series(counts, first, last, step_days)
+    return found if places is None else {p: v for p, v in found.items() if p in places}
+
+
 def daily_series(
     store: SurveillanceStore,
     syndromes: Collection[str],
@@ -129,8 +141,7 @@ def daily_series(
             values,
             {n: method(values) for n, method in DAILY_METHODS.items()},
         )
-        for (syndrome, area), values in area_series(counts, first, last).items()
-        if places is None or (syndrome, area) in places
+        for (syndrome, area), values in _series(counts, first, last, places).items()
     ]
 
 
@@ -168,8 +179,7 @@ def weekly_series(
             {FARRINGTON: [farrington_flexible(values, weeks, FARRINGTON_WEEKS - 1)]},
             step_days=7,
         )
-        for (syndrome, area), values in area_series(counts, first, last, step_days=7).items()
-        if places is None or (syndrome, area) in places
+        for (syndrome, area), values in _series(counts, first, last, places, 7).items()
     ]
 
 
@@ -207,23 +217,22 @@ def detect(
     started = now or datetime.now(UTC)
     definitions = definitions_hash(syndromes)
     previous = feed.last_run()
-    reclassify = previous is None or previous.definitions != definitions
+    # None: classify the whole feed (a first run, or new definitions).
     arrived_since = (
-        None if previous is None or reclassify else previous.started_at - arrival_overlap
+        previous.started_at - arrival_overlap
+        if previous is not None and previous.definitions == definitions
+        else None
     )
     classified, touched = classify_feed(feed, syndromes, arrived_since)
-    if reclassify:
+    if arrived_since is None:
         feed.keep_only_syndromes(list(syndromes))
-    incremental = (
-        incremental
-        and previous is not None
-        and arrived_since is not None
-        and previous.through_day == today
-    )
     first = today - timedelta(days=lookback_days)
     places = (
-        _touched_places(feed, touched, feed.patients_arrived(arrived_since), first)  # type: ignore[arg-type]
+        _touched_places(feed, touched, feed.patients_arrived(arrived_since), first)
         if incremental
+        and arrived_since is not None
+        and previous is not None
+        and previous.through_day == today
         else None
     )
     series = daily_series(feed, syndromes, first, today, places)
@@ -251,13 +260,13 @@ def detect(
             started_at=started,
             through_day=today,
             definitions=definitions,
-            incremental=incremental,
+            incremental=places is not None,
             classified=classified,
             series=len(series) + len(weekly),
             signals=stored,
         )
     )
-    return DetectionRun(series, weekly, raised, stored, classified, incremental)
+    return DetectionRun(series, weekly, raised, stored, classified, places is not None)
 
 
 def surveillance_report(

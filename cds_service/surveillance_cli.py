@@ -10,8 +10,8 @@ import typer
 from cds_service.config import Settings
 from cds_service.models_cli import open_store
 from cds_service.storage.tables import SurveillanceSignal
-from cds_service.surveillance import LOOKBACK_DAYS, daily_series, detect
-from evaluation.syndromic import MIN_CELL, suppress
+from cds_service.surveillance import LOOKBACK_DAYS, detect
+from evaluation.syndromic import MIN_CELL, area_series, suppress
 from knowledge.syndromes import load_syndromes
 
 surveillance_app = typer.Typer(
@@ -100,7 +100,9 @@ def counts_command(
     last = _today(today)
     first = last - timedelta(days=days - 1)
     store = open_store(settings)
-    series = daily_series(store.surveillance, [syndrome], first, last)
+    series = area_series(
+        store.surveillance.case_counts(first, last, syndromes=[syndrome]), first, last
+    )
     last_run = store.surveillance.last_run()
     typer.echo(
         "as classified by the detection run of "
@@ -109,9 +111,9 @@ def counts_command(
     if not series:
         typer.echo(f"no {syndrome} cases from {first} to {last}")
         return
-    typer.echo(f"{'day':<12}" + "".join(f"{s.area:>8}" for s in series))
+    typer.echo(f"{'day':<12}" + "".join(f"{area:>8}" for _, area in series))
     for i in range(days):
         typer.echo(
             f"{first + timedelta(days=i)!s:<12}"
-            + "".join(f"{shown(s.counts[i]):>8}" for s in series)
+            + "".join(f"{shown(counts[i]):>8}" for counts in series.values())
         )

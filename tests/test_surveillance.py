@@ -5,6 +5,7 @@ cases jump, through the CLI and the API (SQLite and PostgreSQL)."""
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -377,3 +378,35 @@ def test_the_report_plot_never_draws_a_small_count():
     (suppressed,) = axes.collections  # the days with 3 and 5 cases, drawn as suppressed
     assert len(suppressed.get_offsets()) == 2
     assert {tuple(point)[1] for point in suppressed.get_offsets()} == {5.5}  # MIN_CELL / 2
+
+
+def test_the_api_says_null_for_values_that_are_not_finite(tmp_path, database_url):
+    # EARS C3 whose earlier days already alarm (any count alarms) over a silent baseline
+    # (infinitely many standard deviations): stored as such on both databases.
+    app = app_factory(tmp_path)(database_url=database_url)
+    app.state.lhs.store.surveillance.record_signals(
+        [
+            SurveillanceSignal(
+                syndrome="influenza-like-illness",
+                area="021",
+                day=datetime.now(UTC).date(),
+                method=method,
+                observed=12,
+                expected=expected,
+                threshold=threshold,
+                strength=strength,
+            )
+            for method, expected, threshold, strength in (
+                ("ears-c3", 0, -math.inf, math.inf),
+                ("ears-c2", 1.234, 3.14159, 3.8),
+            )
+        ]
+    )
+    with TestClient(app) as client:
+        response = client.get("/surveillance/signals", params={"days": 1})
+    assert response.status_code == 200
+    values = {
+        s["method"]: (s["expected"], s["threshold"], s["strength"])
+        for s in response.json()["signals"]
+    }
+    assert values == {"ears-c3": (0, None, None), "ears-c2": (1.23, 3.14, 3.8)}
