@@ -16,7 +16,15 @@ from datetime import date, datetime, timedelta
 from functools import cached_property
 from typing import Any, TypeVar
 
-from fhir_client.codes import OMB_RACE, US_CORE_RACE
+from fhir_client.codes import (
+    ICD10CM,
+    LOINC,
+    OMB_RACE,
+    US_CORE_RACE,
+    icd10cm_ancestors,
+    normalize_code,
+    normalize_system,
+)
 from fhir_client.fhirdates import age_in_years, parse_fhir_date, parse_fhir_datetime
 from fhir_client.units import UnitError, convert
 
@@ -31,28 +39,65 @@ _REFUTED_VERIFICATION = frozenset({"refuted", "entered-in-error"})
 
 
 def codes_of(concept: object) -> frozenset[Code]:
-    """The (system, code) pairs of a CodeableConcept; tolerant of missing parts."""
+    """The (system, code) pairs of a CodeableConcept, normalised; tolerant of missing parts.
+
+    An ICD-10-CM code comes with the categories above it (see ``icd10cm_ancestors``).
+    """
     if not isinstance(concept, dict):
         return frozenset()
     codings = concept.get("coding")
     if not isinstance(codings, list):
         return frozenset()
-    return frozenset(
-        (str(c.get("system", "")).rstrip("/"), str(c["code"]).strip())
-        for c in codings
-        if isinstance(c, dict) and c.get("code") is not None
-    )
+    found: set[Code] = set()
+    for coding in codings:
+        if isinstance(coding, dict) and coding.get("code") is not None:
+            system = normalize_system(str(coding.get("system", "")))
+            code = normalize_code(system, str(coding["code"]))
+            found.add((system, code))
+            if system == ICD10CM:
+                found.update((system, category) for category in icd10cm_ancestors(code))
+    return frozenset(found)
 
 
 @dataclass(frozen=True, slots=True)
 class Measurement:
-    """A numeric observation value (or a component of a panel such as blood pressure)."""
+    """A numeric observation value (or a component of a panel such as blood pressure).
+
+    ``comparator`` is the quantity's comparator ("<", "<=", ">=", ">"): such a value is a
+    bound (a laboratory's "<15"), not a measurement, and lookups do not use it as one.
+    """
 
     code: Code
     value: float
     unit: str
     effective: datetime | None
     reference: str | None
+    comparator: str | None = None
+
+    @property
+    def text(self) -> str:
+        return f"{self.comparator or ''}{self.value:g} {self.unit}".strip()
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadableValue:
+    """An observation value that a rule asked for but that cannot be read as a number."""
+
+    code: Code
+    text: str
+    effective: datetime | None
+    reference: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DataIssue:
+    """A value in the record that could not be used, said in words for the clinician.
+
+    Carries codes, dates and the value as sent, never names or identifiers.
+    """
+
+    item: str
+    problem: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,19 +240,29 @@ class PatientRecord:
     patient: dict[str, Any] | None = None
     skipped: int = 0
     foreign: int = 0
+    unavailable: frozenset[str] = frozenset()
+    """Resource types that could not be fetched: their absence here says nothing."""
     _by_type: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    _issues: dict[tuple[str, str], DataIssue] = field(default_factory=dict)
 
     # --- building ---------------------------------------------------------------------------
 
     @classmethod
-    def from_resources(cls, patient_id: str, items: Iterable[object]) -> PatientRecord:
+    def from_resources(
+        cls,
+        patient_id: str,
+        items: Iterable[object],
+        *,
+        unavailable: Iterable[str] = (),
+    ) -> PatientRecord:
         """Index resources and Bundles (their entries are flattened) for ``patient_id``.
 
         Resources that name another patient as their subject are dropped and counted in
         ``foreign``: a hostile or buggy prefetch must not put another patient's data on
-        this patient's cards.
+        this patient's cards. ``unavailable`` names the resource types that could not be
+        fetched, so that rules do not mistake missing data for data that does not exist.
         """
-        record = cls(patient_id=patient_id)
+        record = cls(patient_id=patient_id, unavailable=frozenset(unavailable))
         for resource in _flatten(items):
             record._add(resource)
         return record
@@ -222,6 +277,13 @@ class PatientRecord:
                 self.patient is None and "id" not in resource
             ):
                 self.patient = resource
+                birth = resource.get("birthDate")
+                if birth is not None and parse_fhir_date(birth) is None:
+                    self.note_issue(
+                        "Patient birth date",
+                        f"'{str(birth)[:40]}' is not a valid date: checks that depend on age "
+                        "could not run",
+                    )
             else:
                 self.foreign += 1
             return
@@ -249,21 +311,11 @@ class PatientRecord:
         return entries
 
     @cached_property
-    def _observations(
-        self,
-    ) -> tuple[dict[Code, list[Measurement]], dict[Code, list[CodedObservation]]]:
-        measurements: dict[Code, list[Measurement]] = defaultdict(list)
-        coded: dict[Code, list[CodedObservation]] = defaultdict(list)
-
-        def index(observation: dict[str, Any]) -> None:
-            self._index_observation(observation, measurements, coded)
-
-        self._entries("Observation", index)
-        for series in measurements.values():
-            series.sort(key=_newest_first)
-        for values in coded.values():
-            values.sort(key=_newest_first)
-        return measurements, coded
+    def _observations(self) -> _ObservationIndex:
+        index = _ObservationIndex()
+        self._entries("Observation", index.add)
+        index.sort()
+        return index
 
     @cached_property
     def _by_reference(self) -> dict[str, dict[str, Any]]:
@@ -298,30 +350,6 @@ class PatientRecord:
     @cached_property
     def _encounters(self) -> list[EncounterEntry]:
         return self._entries("Encounter", encounter_entry)
-
-    @staticmethod
-    def _index_observation(
-        observation: dict[str, Any],
-        measurements: dict[Code, list[Measurement]],
-        coded: dict[Code, list[CodedObservation]],
-    ) -> None:
-        if observation.get("status") in _INVALID_OBSERVATION_STATUS:
-            return
-        effective = _effective(observation)
-        reference = f"Observation/{observation['id']}" if "id" in observation else None
-        holders = [observation, *(observation.get("component") or ())]
-        for holder in holders:
-            codes = codes_of(holder.get("code"))
-            quantity = holder.get("valueQuantity")
-            if isinstance(quantity, dict) and isinstance(quantity.get("value"), int | float):
-                unit = str(quantity.get("code") or quantity.get("unit") or "")
-                value = float(quantity["value"])
-                for code in codes:
-                    measurements[code].append(Measurement(code, value, unit, effective, reference))
-            concept = codes_of(holder.get("valueCodeableConcept"))
-            if concept:
-                for code in codes:
-                    coded[code].append(CodedObservation(code, concept, effective))
 
     @staticmethod
     def _condition(condition: Mapping[str, Any]) -> ConditionEntry:
@@ -386,13 +414,51 @@ class PatientRecord:
     def resolve(self, reference: str) -> dict[str, Any] | None:
         return self._by_reference.get(reference)
 
+    def note_issue(self, item: str, problem: str) -> None:
+        """Record a data-quality finding once; it reaches the data-availability card."""
+        self._issues.setdefault((item, problem), DataIssue(item, problem))
+
+    @property
+    def issues(self) -> list[DataIssue]:
+        """Values that rules needed but could not read (noted when the rules asked for them)."""
+        return list(self._issues.values())
+
+    def is_complete(self, resource_type: str) -> bool:
+        """Whether the record holds every resource of this type the EHR has (as far as we know)."""
+        return resource_type not in self.unavailable
+
     def measurements(
         self, codes: Collection[Code], *, as_of: datetime | None = None
     ) -> list[Measurement]:
-        """All numeric values for any of ``codes``, newest first, none after ``as_of``."""
-        found = [m for code in codes for m in self._observations[0].get(code, ())]
-        found.sort(key=_newest_first)
-        return [m for m in found if as_of is None or m.effective is None or m.effective <= as_of]
+        """All numeric values for any of ``codes``, newest first, none after ``as_of``.
+
+        Bounds ("<15") and unreadable values are left out; the newest of them is noted as a
+        data-quality issue when it is newer than every value returned.
+        """
+        found = _in_window(self._observations.exact(codes), as_of)
+        self._note_unusable(codes, as_of, newer_than=found[0] if found else None)
+        return found
+
+    def _note_unusable(
+        self, codes: Collection[Code], as_of: datetime | None, newer_than: Measurement | None
+    ) -> bool:
+        """Note the newest bound or unreadable value if it is newer than ``newer_than``."""
+        unusable = _in_window(self._observations.unusable(codes), as_of)
+        if not unusable:
+            return False
+        newest = unusable[0]
+        if newer_than is not None and _newest_first(newer_than) <= _newest_first(newest):
+            return False
+        system, code = newest.code
+        when = newest.effective.date().isoformat() if newest.effective else "undated"
+        name = {LOINC: "LOINC"}.get(system, system)
+        problem = (
+            f"reported as '{newest.text}', a bound rather than a value"
+            if isinstance(newest, Measurement)
+            else f"value '{newest.text}' could not be read as a number"
+        )
+        self.note_issue(f"Observation {name} {code} of {when}", problem)
+        return True
 
     def latest_value(
         self,
@@ -406,7 +472,9 @@ class PatientRecord:
         """The newest value for any of ``codes`` converted to ``unit``; None if none qualifies.
 
         Values in units that cannot be converted are passed over (and the next older one
-        is used), never misread.
+        is used), never misread. If the newest result is a bound or unreadable, there is no
+        latest value (an older one would misstate the present): None, and the result is noted
+        as a data-quality issue.
         """
         for measurement in self.measurements(codes, as_of=as_of):
             too_old = (
@@ -415,6 +483,8 @@ class PatientRecord:
                 and (measurement.effective is None or measurement.effective < as_of - max_age)
             )
             if too_old:
+                return None
+            if self._note_unusable(codes, as_of, newer_than=measurement):
                 return None
             try:
                 value = convert(measurement.value, measurement.unit, unit, molar_mass)
@@ -428,7 +498,7 @@ class PatientRecord:
     def latest_coded(
         self, codes: Collection[Code], *, as_of: datetime | None = None
     ) -> CodedObservation | None:
-        found = [c for code in codes for c in self._observations[1].get(code, ())]
+        found = [c for code in codes for c in self._observations.coded.get(code, ())]
         found.sort(key=_newest_first)
         return next(
             (c for c in found if as_of is None or c.effective is None or c.effective <= as_of), None
@@ -530,7 +600,79 @@ def medication_entry(
     )
 
 
-def _newest_first(item: Measurement | CodedObservation) -> tuple[bool, float]:
+class _ObservationIndex:
+    """Observation values by code: numbers, bounds and unreadable values, and coded answers."""
+
+    def __init__(self) -> None:
+        self.numbers: dict[Code, list[Measurement]] = defaultdict(list)
+        self.bounds: dict[Code, list[Measurement | UnreadableValue]] = defaultdict(list)
+        self.coded: dict[Code, list[CodedObservation]] = defaultdict(list)
+
+    def add(self, observation: dict[str, Any]) -> None:
+        if observation.get("status") in _INVALID_OBSERVATION_STATUS:
+            return
+        effective = _effective(observation)
+        reference = f"Observation/{observation['id']}" if "id" in observation else None
+        for holder in [observation, *(observation.get("component") or ())]:
+            codes = codes_of(holder.get("code"))
+            for code in codes:
+                self._add_value(code, holder, effective, reference)
+            concept = codes_of(holder.get("valueCodeableConcept"))
+            if concept:
+                for code in codes:
+                    self.coded[code].append(CodedObservation(code, concept, effective))
+
+    def _add_value(
+        self, code: Code, holder: Mapping[str, Any], effective: datetime | None, ref: str | None
+    ) -> None:
+        quantity = holder.get("valueQuantity")
+        if isinstance(quantity, dict) and "value" in quantity:
+            unit = str(quantity.get("code") or quantity.get("unit") or "")
+            value = quantity["value"]
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                comparator = quantity.get("comparator")
+                measurement = Measurement(
+                    code,
+                    float(value),
+                    unit,
+                    effective,
+                    ref,
+                    str(comparator) if comparator else None,
+                )
+                (self.bounds if comparator else self.numbers)[code].append(measurement)
+            else:
+                text = f"{value} {unit}".strip()[:60]
+                self.bounds[code].append(UnreadableValue(code, text, effective, ref))
+        elif isinstance(holder.get("valueString"), str):
+            text = holder["valueString"].strip()[:60]
+            self.bounds[code].append(UnreadableValue(code, text, effective, ref))
+
+    def sort(self) -> None:
+        for index in (self.numbers, self.bounds, self.coded):
+            for series in index.values():
+                series.sort(key=_newest_first)
+
+    def exact(self, codes: Collection[Code]) -> list[Measurement]:
+        found = [m for code in codes for m in self.numbers.get(code, ())]
+        found.sort(key=_newest_first)
+        return found
+
+    def unusable(self, codes: Collection[Code]) -> list[Measurement | UnreadableValue]:
+        found = [m for code in codes for m in self.bounds.get(code, ())]
+        found.sort(key=_newest_first)
+        return found
+
+
+_Dated = TypeVar("_Dated", Measurement, UnreadableValue, Measurement | UnreadableValue)
+
+
+def _in_window(items: list[_Dated], as_of: datetime | None) -> list[_Dated]:
+    return [m for m in items if as_of is None or m.effective is None or m.effective <= as_of]
+
+
+def _newest_first(
+    item: Measurement | CodedObservation | UnreadableValue,
+) -> tuple[bool, float]:
     # Undated values sort last: a dated value is always preferred as "latest".
     return (item.effective is None, -item.effective.timestamp() if item.effective else 0.0)
 

@@ -33,7 +33,7 @@ def value_set_resource(
         "name": value_set.id.replace("-", "_"),
         "title": value_set.title,
         "status": "active",
-        "description": value_set.source,
+        "description": value_set.description,
         "compose": {
             "include": [
                 {"system": system, "concept": concepts} for system, concepts in by_system.items()

@@ -9,28 +9,80 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import AnyUrl, Field
+from pydantic import AnyUrl, Field, model_validator
 
-from fhir_client.codes import RXNORM
+from fhir_client.codes import RXNORM, SYSTEM_NAMES, normalize_code, normalize_system
 from fhir_client.record import Code
 from knowledge.artifact import StrictModel
+
+# Value sets hold thousands of codes: the C parser loads them about ten times faster.
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class ValueSetCode(StrictModel):
     system: str
     code: str
-    display: str
+    display: str | None = None
+
+
+class PublishedSource(StrictModel):
+    """A value-set expansion as published (VSAC / eCQM content, an implementation guide)."""
+
+    oid: str = Field(min_length=3, description="VSAC OID, or the publisher's ValueSet id")
+    title: str
+    version: str = Field(description="the published value-set version (VSAC version or '-')")
+    expansion: str = Field(description="the expansion's identifier or timestamp")
+    url: AnyUrl = Field(description="the ValueSet's canonical URL")
+    source: str = Field(
+        min_length=10, description="where the expansion was read: repo, path, commit"
+    )
+
+
+class LocalSource(StrictModel):
+    """Codes not taken from a published expansion, with how they were chosen.
+
+    ``built``: no published set exists; the codes were selected from the code system by the
+    stated method. ``extension``: codes added to a published set (documented local extension).
+    """
+
+    kind: Literal["built", "extension"]
+    method: str = Field(min_length=30)
+
+
+class ExcludedCode(StrictModel):
+    """A code of a published expansion deliberately left out, and why (e.g. a goal, not a result)."""
+
+    system: str
+    code: str
+    reason: str = Field(min_length=10)
+
+
+class ValueSetInclude(StrictModel):
+    published: PublishedSource | None = None
+    local: LocalSource | None = None
+    excluded: list[ExcludedCode] = Field(default_factory=list)
+    codes: list[ValueSetCode] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ValueSetInclude:
+        if (self.published is None) == (self.local is None):
+            raise ValueError("each include names exactly one of `published` or `local`")
+        if self.excluded and self.published is None:
+            raise ValueError("only a published expansion can have excluded codes")
+        listed = {(c.system, c.code) for c in self.codes}
+        if any((e.system, e.code) in listed for e in self.excluded):
+            raise ValueError("an excluded code is still listed among the codes")
+        return self
 
 
 class ValueSetFile(StrictModel):
     id: str
     title: str
-    source: str
-    url: AnyUrl | None = None
-    codes: list[ValueSetCode] = Field(min_length=1)
+    purpose: str = Field(min_length=10, description="what the rules use the value set for")
+    includes: list[ValueSetInclude] = Field(min_length=1)
 
 
 class Ingredient(StrictModel):
@@ -55,18 +107,59 @@ class IngredientMapFile(StrictModel):
 class ValueSet:
     id: str
     title: str
-    source: str
+    purpose: str
     codes: frozenset[Code]
+    includes: tuple[ValueSetInclude, ...] = ()
+
+    def display(self, code: Code) -> str | None:
+        """The display the value set gives ``code`` (None when it gives none)."""
+        for include in self.includes:
+            for entry in include.codes:
+                if (entry.system, entry.code) == code:
+                    return entry.display
+        return None
+
+    @property
+    def description(self) -> str:
+        """The purpose and where every part of the set comes from, in one paragraph."""
+        parts = []
+        for include in self.includes:
+            if include.published is not None:
+                p = include.published
+                parts.append(f"{p.title} (OID {p.oid}, version {p.version}; {p.source})")
+            elif include.local is not None:
+                parts.append(f"local {include.local.kind}: {include.local.method}")
+        return f"{self.purpose} Sources: " + "; ".join(parts)
+
+    def codes_by_system(self) -> dict[str, int]:
+        """How many codes each code system contributes, by the system's name."""
+        counts: dict[str, int] = {}
+        for system, _ in self.codes:
+            name = SYSTEM_NAMES.get(system, system)
+            counts[name] = counts.get(name, 0) + 1
+        return dict(sorted(counts.items()))
+
+
+def read_value_set_file(path: Path) -> ValueSetFile:
+    return ValueSetFile.model_validate(yaml.load(path.read_text(encoding="utf-8"), _Loader))
 
 
 def load_value_sets(folder: Path) -> dict[str, ValueSet]:
+    """Every value set in ``folder``; codes are normalised as records' codes are."""
     sets: dict[str, ValueSet] = {}
     for path in sorted(folder.glob("*.yaml")):
-        data = ValueSetFile.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+        data = read_value_set_file(path)
         if data.id in sets:
             raise ValueError(f"value set {data.id} defined twice")
+        if path.stem != data.id:
+            raise ValueError(f"{path.name}: file name must equal the value set id {data.id!r}")
+        codes = set()
+        for include in data.includes:
+            for c in include.codes:
+                system = normalize_system(c.system)
+                codes.add((system, normalize_code(system, c.code)))
         sets[data.id] = ValueSet(
-            data.id, data.title, data.source, frozenset((c.system, c.code) for c in data.codes)
+            data.id, data.title, data.purpose, frozenset(codes), tuple(data.includes)
         )
     return sets
 

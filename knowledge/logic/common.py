@@ -43,6 +43,25 @@ def medication_in(
     return bool(knowledge.medications.ingredients(medication.codes) & rxnorm_codes(codes))
 
 
+def members(knowledge: Knowledge, medication: MedicationEntry, value_set_id: str) -> set[str]:
+    """What makes ``medication`` a member of a drug value set: its ingredient RxCUIs in the set,
+    or else its own product code in the set (a product whose ingredient has no code here,
+    such as a ritonavir tablet), as ``product:<rxcui>``."""
+    codes = value_set(knowledge, value_set_id)
+    found: set[str] = set(ingredients_in(knowledge, medication, rxnorm_codes(codes)))
+    if not found:
+        found = {f"product:{code}" for system, code in medication.codes & codes}
+    return found
+
+
+def member_name(knowledge: Knowledge, value_set_id: str, member: str) -> str:
+    """A drug name for a card: the ingredient's name, or the product's name in the value set."""
+    if member.startswith("product:"):
+        code = member.removeprefix("product:")
+        return knowledge.value_sets[value_set_id].display((RXNORM, code)) or f"RxNorm {code}"
+    return ingredient_name(knowledge, member)
+
+
 def ingredient_name(knowledge: Knowledge, rxcui: str) -> str:
     return knowledge.medications.ingredient_names.get(rxcui, f"RxNorm {rxcui}")
 

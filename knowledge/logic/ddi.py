@@ -19,13 +19,7 @@ from dataclasses import dataclass
 from cds_service.schemas import Suggestion
 from fhir_client.record import MedicationEntry, medication_entry
 from knowledge.artifact import RuleArtifact
-from knowledge.logic.common import (
-    delete_draft_suggestion,
-    ingredient_name,
-    ingredients_in,
-    rxnorm_codes,
-    value_set,
-)
+from knowledge.logic.common import delete_draft_suggestion, member_name, members
 from knowledge.rule import EvaluationContext, Finding, Knowledge
 
 _DRAFT_STATUSES = frozenset({"draft", "active"})
@@ -40,9 +34,7 @@ class _Partner:
 def drug_pair_interaction(
     ctx: EvaluationContext, artifact: RuleArtifact, knowledge: Knowledge
 ) -> list[Finding]:
-    first_set, second_set = artifact.value_sets[:2]
-    first = rxnorm_codes(value_set(knowledge, first_set))
-    second = rxnorm_codes(value_set(knowledge, second_set))
+    first, second = artifact.value_sets[:2]
     symmetric = first == second
     findings: list[Finding] = []
     seen: set[tuple[frozenset[str], frozenset[str]]] = set()
@@ -79,18 +71,15 @@ def _partners(ctx: EvaluationContext, order: MedicationEntry) -> Iterator[_Partn
 
 
 def _pairs(
-    knowledge: Knowledge,
-    order: MedicationEntry,
-    partner: MedicationEntry,
-    first: frozenset[str],
-    second: frozenset[str],
+    knowledge: Knowledge, order: MedicationEntry, partner: MedicationEntry, first: str, second: str
 ) -> Iterator[tuple[str, str, bool]]:
-    """(first ingredient, second ingredient, first is in the draft order) per interacting pair."""
-    for a in sorted(ingredients_in(knowledge, order, first)):
-        for b in sorted(ingredients_in(knowledge, partner, second)):
+    """(first member, second member, first is in the draft order) per interacting pair, where a
+    member is an ingredient of the value set or a product listed in it (see ``members``)."""
+    for a in sorted(members(knowledge, order, first)):
+        for b in sorted(members(knowledge, partner, second)):
             yield a, b, True
-    for b in sorted(ingredients_in(knowledge, order, second)):
-        for a in sorted(ingredients_in(knowledge, partner, first)):
+    for b in sorted(members(knowledge, order, second)):
+        for a in sorted(members(knowledge, partner, first)):
             yield a, b, False
 
 
@@ -109,8 +98,9 @@ def _finding(
     second: str,
     first_is_draft: bool,
 ) -> Finding:
-    first_name = ingredient_name(knowledge, first)
-    second_name = ingredient_name(knowledge, second)
+    first_set, second_set = artifact.value_sets[:2]
+    first_name = member_name(knowledge, first_set, first)
+    second_name = member_name(knowledge, second_set, second)
     ordered, other = (first_name, second_name) if first_is_draft else (second_name, first_name)
     label = artifact.suggestion_labels["remove_draft"]
     suggestions: list[Suggestion] = []
