@@ -158,6 +158,7 @@ def build_services(
                 recommenders,
                 hook_models,
                 tuple(s for s in shadows if spec.hook in s.hooks),
+                library.knowledge.medications,
             )
     return services
 
@@ -459,6 +460,15 @@ def _add_routes(app: FastAPI, state: AppState) -> None:
             state.metrics.cards.labels(service.id, advice.card.indicator, advice.rule_id).inc()
         for failed in result.failed_recommenders:
             state.metrics.recommender_failures.labels(failed).inc()
+        if result.unknown_medication_codes:
+            # RxCUIs only: they name a drug product, never the patient.
+            state.metrics.unknown_medication_codes.labels(service.id).inc(
+                len(result.unknown_medication_codes)
+            )
+            logger.info(
+                "medication codes without a known ingredient: %s",
+                ", ".join(result.unknown_medication_codes),
+            )
         for prediction in result.predictions:
             state.metrics.predictions.labels(prediction.model_name, prediction.model_version).inc()
         return CDSResponse(cards=[a.card for a in result.advice])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,13 +21,20 @@ from cds_service import __version__
 from cds_service.schemas import INDICATOR_ORDER, Card, Coding, HookRequest, Source
 from fhir_client.client import FetchObserver, FhirClient
 from fhir_client.prefetch import prefetch_tokens
-from fhir_client.record import MedicationEntry, PatientRecord, medication_entry
+from fhir_client.record import DataIssue, MedicationEntry, PatientRecord, medication_entry
 from fhir_client.resolve import PrefetchResult, resolve_prefetch
 from hooks.context import HOOK_CONTEXTS, HookContext, OrderSelectContext
 from hooks.services import ServiceDefinition
-from knowledge.rule import RULE_TOPIC_SYSTEM, Advice, EvaluationContext, Recommender
+from knowledge.rule import (
+    RULE_TOPIC_SYSTEM,
+    Advice,
+    EvaluationContext,
+    Recommender,
+    UncheckedCheck,
+)
 from knowledge.shadow import Shadow, ShadowComparison
 from knowledge.signals import ActiveSignal
+from knowledge.terminology import MedicationIndex
 from models.serving import ModelRecommender, Prediction
 
 logger = logging.getLogger(__name__)
@@ -59,6 +66,8 @@ class Service:
     models: tuple[ModelRecommender, ...] = ()
     shadows: tuple[Shadow, ...] = ()
     """Candidates run silently beside the live recommenders (shadow mode)."""
+    medications: MedicationIndex | None = None
+    """The ingredient map, to report medication codes it does not know."""
 
     @property
     def id(self) -> str:
@@ -79,14 +88,23 @@ class CallResult:
     """The clinical moment of the call (EvaluationContext.index_time)."""
     shadows: list[ShadowComparison] = field(default_factory=list)
     """What each shadow candidate would have shown, beside what the live side computed."""
+    unknown_medication_codes: tuple[str, ...] = ()
+    """RxNorm codes of active medications and draft orders that map to no known ingredient."""
 
 
 DATA_AVAILABILITY_ID = "lhs-data-availability"
 _SAFETY_HOOKS = frozenset({"order-select", "order-sign"})
 
 
-def data_unavailable_advice(hook: str, keys: Sequence[str], failed: Sequence[str]) -> Advice:
-    """Tell the clinician which checks ran on incomplete data, instead of silently passing.
+def data_unavailable_advice(
+    hook: str,
+    keys: Sequence[str],
+    failed: Sequence[str],
+    issues: Sequence[DataIssue] = (),
+    unchecked: Sequence[UncheckedCheck] = (),
+) -> Advice:
+    """Tell the clinician which checks ran on incomplete or unreadable data, instead of
+    silently passing.
 
     For order hooks this is a warning: an interaction or contraindication may have gone
     unseen because the data to see it was missing.
@@ -96,11 +114,20 @@ def data_unavailable_advice(hook: str, keys: Sequence[str], failed: Sequence[str
         parts.append(f"the EHR's FHIR server did not deliver: {', '.join(keys)}")
     if failed:
         parts.append(f"these checks failed to run: {', '.join(failed)}")
+    if unchecked:
+        named = sorted({f"{u.rule_id} (needs {', '.join(u.missing)})" for u in unchecked})
+        parts.append(f"these checks could not be completed: {', '.join(named)}")
+    if issues:
+        parts.append("some values could not be read")
     detail = (
         "This advice is incomplete because "
         + "; and ".join(parts)
         + ". Cards that depend on this data may be missing; please check the record yourself."
     )
+    if issues:
+        detail += "\n\n**Values that could not be read**\n" + "\n".join(
+            f"- {issue.item}: {issue.problem}" for issue in issues
+        )
     card = Card(
         summary="Some checks could not run on complete data; review the record yourself",
         detail=detail,
@@ -116,8 +143,18 @@ def data_unavailable_advice(hook: str, keys: Sequence[str], failed: Sequence[str
         card,
         DATA_AVAILABILITY_ID,
         __version__,
-        {"unavailable": ", ".join(keys), "failed": ", ".join(failed)},
+        {
+            "unavailable": ", ".join(keys),
+            "failed": ", ".join(failed),
+            "unchecked": ", ".join(sorted({u.rule_id for u in unchecked})),
+            "unreadable": "; ".join(f"{i.item}: {i.problem}" for i in issues),
+        },
     )
+
+
+def resource_types(templates: Mapping[str, str], keys: Sequence[str]) -> set[str]:
+    """The resource types that prefetch ``keys`` query ("Observation?patient=..." -> Observation)."""
+    return {templates[k].split("?", 1)[0].split("/", 1)[0] for k in keys if k in templates}
 
 
 def validate_context(hook: str, raw: dict[str, Any]) -> HookContext:
@@ -196,7 +233,11 @@ async def run_service(
     if prefetch.unavailable and (client is None or not prefetch.data):
         raise PrefetchUnavailable(prefetch.unavailable)
 
-    record = PatientRecord.from_resources(context.patientId, prefetch.data.values())
+    record = PatientRecord.from_resources(
+        context.patientId,
+        prefetch.data.values(),
+        unavailable=resource_types(service.definition.prefetch, prefetch.unavailable),
+    )
     evaluation = EvaluationContext(
         hook=hook,
         context=context,
@@ -229,9 +270,20 @@ async def run_service(
             if prediction.advice is not None:
                 advice.append(prediction.advice)
     comparisons = _shadow_comparisons(service, evaluation, advice)
-    if prefetch.unavailable or failed:
-        advice.append(data_unavailable_advice(hook, prefetch.unavailable, failed))
+    if prefetch.unavailable or failed or record.issues or evaluation.unchecked:
+        advice.append(
+            data_unavailable_advice(
+                hook, prefetch.unavailable, failed, record.issues, evaluation.unchecked
+            )
+        )
     advice.sort(key=lambda a: INDICATOR_ORDER[a.card.indicator])
+    unknown = (
+        service.medications.unknown_codes(
+            m.codes for m in (*record.active_medications(), *evaluation.draft_orders)
+        )
+        if service.medications is not None
+        else ()
+    )
     shown = [a for a in advice if a.withheld is None]
     withheld = [a for a in advice if a.withheld is not None]
     return CallResult(
@@ -244,6 +296,7 @@ async def run_service(
         withheld,
         evaluation.index_time,
         comparisons,
+        unknown,
     )
 
 

@@ -111,6 +111,13 @@ class Metrics:
             ["service", "rule"],
             registry=r,
         )
+        self.unknown_medication_codes = Counter(
+            "lhs_unknown_medication_codes_total",
+            "RxNorm codes of the patient's medications or draft orders that map to no known "
+            "ingredient (so medication rules cannot see them).",
+            ["service"],
+            registry=r,
+        )
         self.recommender_failures = Counter(
             "lhs_recommender_failures_total",
             "Rules or models that raised.",

@@ -19,6 +19,18 @@ from pydantic import AnyUrl, BaseModel, ConfigDict, Field, field_validator, mode
 
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
 _FORMATTER = string.Formatter()
+_RECORD_RESOURCE_TYPES = frozenset(
+    {
+        "Patient",
+        "Condition",
+        "Observation",
+        "MedicationRequest",
+        "Immunization",
+        "Procedure",
+        "AllergyIntolerance",
+        "Encounter",
+    }
+)
 
 
 class StrictModel(BaseModel):
@@ -39,6 +51,20 @@ class CardTemplate(StrictModel):
     indicator: Literal["info", "warning", "critical"]
     summary: str = Field(max_length=139)
     detail: str
+    requires_complete: list[str] = Field(
+        default_factory=list,
+        description="FHIR resource types whose absence the card asserts (e.g. 'no HbA1c on "
+        "record' needs every Observation): when one could not be fetched the card is not shown "
+        "and the check is reported as not done",
+    )
+
+    @field_validator("requires_complete")
+    @classmethod
+    def _known_types(cls, types: list[str]) -> list[str]:
+        unknown = set(types) - _RECORD_RESOURCE_TYPES
+        if unknown:
+            raise ValueError(f"unknown resource types {sorted(unknown)}")
+        return types
 
     def fields(self) -> set[str]:
         return {

@@ -49,6 +49,14 @@ OVERRIDE_REASONS: tuple[Coding, ...] = (
 
 
 @dataclass(frozen=True)
+class UncheckedCheck:
+    """A rule's card that was not shown because data it relies on could not be fetched."""
+
+    rule_id: str
+    missing: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class EvaluationContext:
     """Everything a rule may look at for one hook call."""
 
@@ -64,6 +72,8 @@ class EvaluationContext:
     """The patient's keyed pseudonym, for stable randomization in experiments (None offline)."""
     signals: Sequence[ActiveSignal] = ()
     """Outbreak signals active now (population surveillance), for cards about what circulates."""
+    unchecked: list[UncheckedCheck] = field(default_factory=list)
+    """Checks that could not be completed on this call's data (filled while rules run)."""
 
     @property
     def index_time(self) -> datetime:
@@ -153,15 +163,23 @@ class Rule:
         return frozenset(self.artifact.hooks)
 
     def evaluate(self, ctx: EvaluationContext) -> list[Advice]:
-        return [
-            Advice(
-                render_card(self.artifact, finding),
-                self.id,
-                self.version,
-                {key: str(value) for key, value in finding.values.items()},
+        advice = []
+        for finding in self.logic(ctx, self.artifact, self.knowledge):
+            needed = self.artifact.cards[finding.card].requires_complete
+            missing = tuple(t for t in needed if not ctx.record.is_complete(t))
+            if missing:
+                # "No HbA1c on record" from a server that timed out would be false.
+                ctx.unchecked.append(UncheckedCheck(self.id, missing))
+                continue
+            advice.append(
+                Advice(
+                    render_card(self.artifact, finding),
+                    self.id,
+                    self.version,
+                    {key: str(value) for key, value in finding.values.items()},
+                )
             )
-            for finding in self.logic(ctx, self.artifact, self.knowledge)
-        ]
+        return advice
 
 
 def render_card(artifact: RuleArtifact, finding: Finding) -> Card:

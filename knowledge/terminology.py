@@ -204,6 +204,15 @@ class MedicationIndex:
                 found.add(code)
         return frozenset(found)
 
+    def unknown_codes(self, medications: Iterable[Iterable[Code]]) -> tuple[str, ...]:
+        """RxNorm codes of medications none of whose codes maps to an ingredient, sorted."""
+        unknown: set[str] = set()
+        for codes in medications:
+            codes = tuple(codes)
+            if not self.ingredients(codes):
+                unknown.update(code for system, code in codes if system == RXNORM)
+        return tuple(sorted(unknown))
+
     def classes(self, codes: Iterable[Code]) -> frozenset[str]:
         return frozenset(
             c for rx in self.ingredients(codes) for c in self.ingredient_classes.get(rx, ())

@@ -69,6 +69,17 @@ def renal_dosing_crcl(
                     suggestions=(suggestion,) if suggestion else (),
                 )
             )
+        elif "avoid_above" in entry and crcl > entry["avoid_above"]:
+            findings.append(
+                Finding(
+                    card="avoid_above",
+                    values={
+                        **values,
+                        "limit": entry["avoid_above"],
+                        "why": entry["avoid_above_reason"].strip(),
+                    },
+                )
+            )
         elif "adjust_below" in entry and crcl < entry["adjust_below"]:
             findings.append(
                 Finding(

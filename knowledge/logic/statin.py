@@ -129,7 +129,11 @@ def _inputs(
 
     def latest(value_set_id: str, unit: str) -> Any:
         return record.latest_value(
-            value_set(knowledge, value_set_id), unit, as_of=as_of, max_age=lookback
+            value_set(knowledge, value_set_id),
+            unit,
+            as_of=as_of,
+            max_age=lookback,
+            molar_mass=threshold(t, "cholesterol_molar_mass_g_per_mol"),
         )
 
     total, hdl, ldl = (

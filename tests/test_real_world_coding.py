@@ -1,0 +1,272 @@
+"""Patients coded as real EHRs code them, not as the synthetic sample records do.
+
+ICD-10-CM problem lists (with and without the dot, systems named by OID), LOINC codes other
+than the sample data's, product RxCUIs from published value sets, SI units, FHIR servers that
+fail for one query, unreadable values. Each case names the card a clinician should get.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from cds_service.app import build_services
+from cds_service.invocation import DATA_AVAILABILITY_ID, run_service
+from cds_service.schemas import HookRequest
+from fhir_client.codes import ICD10CM, LOINC, RXNORM
+from fhir_client.record import codes_of
+from knowledge.library import KnowledgeLibrary, load_library
+from knowledge.terminology import ValueSetFile
+from tests.test_rules import PID, lipids, patient, patient_view, quantity, statin_patient
+from tests.test_rules_safety import (
+    AS_OF,
+    _creatinine_for_crcl,
+    af_patient,
+    days_ago,
+    draft,
+    evaluate,
+    medication,
+    renal_patient,
+)
+
+
+@pytest.fixture(scope="module")
+def library() -> KnowledgeLibrary:
+    return load_library()
+
+
+def icd10(code: str, system: str = ICD10CM) -> dict[str, Any]:
+    return {
+        "resourceType": "Condition",
+        "id": f"icd-{code}",
+        "clinicalStatus": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                    "code": "active",
+                }
+            ]
+        },
+        "code": {"coding": [{"system": system, "code": code}]},
+        "subject": {"reference": f"Patient/{PID}"},
+        "onsetDateTime": days_ago(400),
+    }
+
+
+# --- terminology ------------------------------------------------------------------------------
+
+
+def test_icd10cm_codes_are_normalised_and_fall_under_their_categories():
+    codes = codes_of({"coding": [{"system": "urn:oid:2.16.840.1.113883.6.90", "code": "i5022"}]})
+    assert (ICD10CM, "I50.22") in codes
+    assert {(ICD10CM, "I50"), (ICD10CM, "I50.2")} <= codes
+
+
+@pytest.mark.parametrize(
+    ("af", "htn", "system"),
+    [
+        ("I48.0", "I10", ICD10CM),
+        ("I480", "I10", ICD10CM),  # sent without the dot
+        ("I48.0", "I10", "urn:oid:2.16.840.1.113883.6.90"),  # system as its OID
+    ],
+)
+def test_af_and_hypertension_in_icd10cm_give_cha2ds2_vasc_3(library, af, htn, system):
+    resources = [*af_patient("female", 70), icd10(af, system), icd10(htn, system)]
+    (advice,) = evaluate(library, "af-anticoagulation", resources, hook="patient-view")
+    assert advice.inputs["score"] == "3"
+    assert "recommended" in advice.card.summary.lower() or advice.card.indicator == "warning"
+
+
+def test_af_and_hypertension_in_other_snomed_codes_give_cha2ds2_vasc_3(library):
+    # 440059007 persistent atrial fibrillation, 59621000 essential hypertension.
+    resources = [*af_patient("female", 70, "440059007", "59621000")]
+    (advice,) = evaluate(library, "af-anticoagulation", resources, hook="patient-view")
+    assert advice.inputs["score"] == "3"
+
+
+def test_calculated_ldl_gives_the_statin_card(library):
+    panel = [
+        quantity("ldl-calc", "13457-7", 160, "mg/dL") if r["id"] == "ldl" else r
+        for r in lipids(240, 40, 160)
+    ]
+    (advice,) = patient_view(library, statin_patient(lipids=panel))
+    assert advice.rule_id == "statin-primary-prevention"
+
+
+def test_lipids_in_mmol_per_litre_give_the_same_risk(library):
+    (us,) = patient_view(library, statin_patient())
+    si = [
+        quantity("tc", "14647-2", 240 / 38.67, "mmol/L"),
+        quantity("hdl", "14646-4", 40 / 38.67, "mmol/L"),
+        quantity("ldl", "22748-8", 160 / 38.67, "mmol/L"),
+    ]
+    (advice,) = patient_view(library, statin_patient(lipids=si))
+    assert advice.inputs["risk_percent"] == us.inputs["risk_percent"]
+
+
+def test_every_value_set_records_where_its_codes_come_from(library):
+    for value_set in library.knowledge.value_sets.values():
+        assert value_set.includes, value_set.id
+        for include in value_set.includes:
+            assert include.published is not None or include.local is not None
+        assert "ynthea records" not in value_set.description
+
+
+def test_a_value_set_without_a_source_is_refused():
+    with pytest.raises(ValueError):
+        ValueSetFile.model_validate(
+            {
+                "id": "x",
+                "title": "x",
+                "purpose": "a value set with no source",
+                "includes": [{"codes": [{"system": LOINC, "code": "1-8"}]}],
+            }
+        )
+
+
+# --- medications by product code ---------------------------------------------------------------
+
+DABIGATRAN_150_CAPSULE = "1037045"  # dabigatran etexilate 150 MG Oral Capsule (VSAC 1248.22)
+
+
+def test_dabigatran_product_code_gets_the_renal_card(library):
+    resources = renal_patient(_creatinine_for_crcl(20))
+    (advice,) = evaluate(
+        library, "renal-dosing-crcl", resources, [draft("d1", DABIGATRAN_150_CAPSULE)]
+    )
+    assert "dabigatran" in advice.card.summary
+
+
+def test_edoxaban_above_crcl_95_is_flagged(library):
+    resources = renal_patient(_creatinine_for_crcl(120))
+    (advice,) = evaluate(library, "renal-dosing-crcl", resources, [draft("d1", "1599538")])
+    assert advice.card.indicator == "warning"
+    assert "above 95" in advice.card.summary
+
+
+SIMVASTATIN_20 = "312961"
+
+
+def _code_in(library: KnowledgeLibrary, value_set_id: str, word: str) -> str:
+    value_set = library.knowledge.value_sets[value_set_id]
+    return next(
+        code
+        for system, code in sorted(value_set.codes)
+        if system == RXNORM and word in (value_set.display((system, code)) or "").lower()
+    )
+
+
+@pytest.mark.parametrize(
+    "drug",
+    ["voriconazole", "nefazodone", "ritonavir", "cyclosporine", "erythromycin", "cobicistat"],
+)
+def test_simvastatin_with_a_label_contraindicated_drug_is_critical(library, drug):
+    code = _code_in(library, "statin-label-contraindicated-drugs", drug)
+    (advice,) = evaluate(
+        library,
+        "ddi-statin-cyp3a4",
+        [patient(), medication("m1", code)],
+        [draft("d1", SIMVASTATIN_20)],
+    )
+    assert advice.card.indicator == "critical"
+
+
+@pytest.mark.parametrize("drug", ["ritonavir", "diltiazem", "verapamil", "nefazodone"])
+def test_the_statin_card_does_not_offer_simvastatin_with_precluding_drugs(library, drug):
+    code = _code_in(library, "simvastatin-20mg-precluding-medications", drug)
+    meds = [medication("hctz", "316049"), medication("other", code)]
+    (advice,) = patient_view(library, statin_patient(meds=meds))
+    assert not advice.card.suggestions
+
+
+def test_unknown_product_codes_are_reported(library):
+    assert library.knowledge.medications.unknown_codes(
+        [[(RXNORM, "999999999")], [(RXNORM, DABIGATRAN_150_CAPSULE)]]
+    ) == ("999999999",)
+
+
+# --- "could not fetch" is not "not recorded"; unreadable values reach the card --------------------
+
+
+def _patient_view(prefetch: dict[str, Any], transport: httpx.MockTransport | None) -> list[Any]:
+    services = build_services(load_library())
+    request = HookRequest.model_validate(
+        {
+            "hook": "patient-view",
+            "hookInstance": str(uuid.uuid4()),
+            "context": {"userId": "Practitioner/1", "patientId": PID},
+            "fhirServer": "https://ehr.example.org/fhir" if transport else None,
+            "prefetch": prefetch,
+        }
+    )
+    result = asyncio.run(
+        run_service(services["lhs-patient-view"], request, as_of=AS_OF, fhir_transport=transport)
+    )
+    return result.advice
+
+
+def _searchset(*resources: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [{"resource": r} for r in resources],
+    }
+
+
+def test_hba1c_is_not_said_to_be_missing_when_observations_could_not_be_fetched():
+    def fhir_server(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/Observation"):
+            raise httpx.ReadTimeout("too slow", request=request)
+        return httpx.Response(200, json=_searchset())
+
+    prefetch = {
+        "patient": patient("female", 60),
+        "conditions": _searchset(icd10("E11.9")),
+        "medications": _searchset(),
+        "immunizations": _searchset(),
+        "procedures": _searchset(),
+    }
+    advice = _patient_view(prefetch, httpx.MockTransport(fhir_server))
+    assert not any("No HbA1c" in a.card.summary for a in advice)
+    (availability,) = [a for a in advice if a.rule_id == DATA_AVAILABILITY_ID]
+    assert "observations" in availability.inputs["unavailable"]
+    assert "diabetes-hba1c-monitoring" in availability.inputs["unchecked"]
+
+    # With the Observation query answered (and empty), the absence is real: the card shows.
+    prefetch["observations"] = _searchset()
+    advice = _patient_view(prefetch, None)
+    assert any("No HbA1c" in a.card.summary for a in advice)
+
+
+def test_an_unreadable_birth_date_is_said_on_a_card():
+    prefetch = {
+        "patient": {**patient("female", 60), "birthDate": "19x0-01-01"},
+        "conditions": _searchset(icd10("E11.9")),
+        "medications": _searchset(),
+        "immunizations": _searchset(),
+        "procedures": _searchset(),
+        "observations": _searchset(),
+    }
+    advice = _patient_view(prefetch, None)
+    (availability,) = [a for a in advice if a.rule_id == DATA_AVAILABILITY_ID]
+    assert "birth date" in availability.card.detail
+    assert "19x0-01-01" in availability.card.detail
+
+
+def test_a_creatinine_reported_as_a_bound_is_not_read_as_a_value(library):
+    resources = renal_patient(1.0)
+    resources[1] = {
+        **resources[1],
+        "valueQuantity": {"value": 10.0, "comparator": ">", "unit": "mg/dL"},
+    }
+    from fhir_client.record import PatientRecord
+
+    record = PatientRecord.from_resources(PID, resources)
+    codes = library.knowledge.value_sets["serum-creatinine"].codes
+    assert record.latest_value(codes, "mg/dL", as_of=AS_OF) is None
+    (issue,) = record.issues
+    assert ">10 mg/dL" in issue.problem
