@@ -781,15 +781,16 @@ async def _refresh_knowledge(state: AppState) -> None:
         or experiments != state.experiments
         or shadows.keys() != state.shadows.keys()
     ):
-        state.services.clear()
-        state.services.update(
-            build_services(
-                apply_settings(state.library, current),
-                state.models,
-                experiments,
-                tuple(shadows.values()),
-            )
+        # Built before the swap: another thread (a test, a metrics scrape) must never see the
+        # services half-replaced while value sets are walked.
+        services = build_services(
+            apply_settings(state.library, current),
+            state.models,
+            experiments,
+            tuple(shadows.values()),
         )
+        state.services.clear()
+        state.services.update(services)
         state.rule_settings.clear()
         state.rule_settings.update(current)
         state.experiments.clear()

@@ -436,29 +436,27 @@ class PatientRecord:
         data-quality issue when it is newer than every value returned.
         """
         found = _in_window(self._observations.exact(codes), as_of)
-        self._note_unusable(codes, as_of, newer_than=found[0] if found else None)
+        unusable = self._newest_unusable(codes, as_of)
+        if unusable is not None and _is_newer(unusable, found[0] if found else None):
+            self._note_unusable(unusable)
         return found
 
-    def _note_unusable(
-        self, codes: Collection[Code], as_of: datetime | None, newer_than: Measurement | None
-    ) -> bool:
-        """Note the newest bound or unreadable value if it is newer than ``newer_than``."""
+    def _newest_unusable(
+        self, codes: Collection[Code], as_of: datetime | None
+    ) -> Measurement | UnreadableValue | None:
         unusable = _in_window(self._observations.unusable(codes), as_of)
-        if not unusable:
-            return False
-        newest = unusable[0]
-        if newer_than is not None and _newest_first(newer_than) <= _newest_first(newest):
-            return False
-        system, code = newest.code
-        when = newest.effective.date().isoformat() if newest.effective else "undated"
+        return unusable[0] if unusable else None
+
+    def _note_unusable(self, value: Measurement | UnreadableValue) -> None:
+        system, code = value.code
+        when = value.effective.date().isoformat() if value.effective else "undated"
         name = {LOINC: "LOINC"}.get(system, system)
         problem = (
-            f"reported as '{newest.text}', a bound rather than a value"
-            if isinstance(newest, Measurement)
-            else f"value '{newest.text}' could not be read as a number"
+            f"reported as '{value.text}', a bound rather than a value"
+            if isinstance(value, Measurement)
+            else f"value '{value.text}' could not be read as a number"
         )
         self.note_issue(f"Observation {name} {code} of {when}", problem)
-        return True
 
     def latest_value(
         self,
@@ -476,6 +474,7 @@ class PatientRecord:
         latest value (an older one would misstate the present): None, and the result is noted
         as a data-quality issue.
         """
+        unusable = self._newest_unusable(codes, as_of)
         for measurement in self.measurements(codes, as_of=as_of):
             too_old = (
                 max_age is not None
@@ -484,7 +483,8 @@ class PatientRecord:
             )
             if too_old:
                 return None
-            if self._note_unusable(codes, as_of, newer_than=measurement):
+            if unusable is not None and _is_newer(unusable, measurement):
+                self._note_unusable(unusable)
                 return None
             try:
                 value = convert(measurement.value, measurement.unit, unit, molar_mass)
@@ -668,6 +668,11 @@ _Dated = TypeVar("_Dated", Measurement, UnreadableValue, Measurement | Unreadabl
 
 def _in_window(items: list[_Dated], as_of: datetime | None) -> list[_Dated]:
     return [m for m in items if as_of is None or m.effective is None or m.effective <= as_of]
+
+
+def _is_newer(item: Measurement | UnreadableValue, than: Measurement | None) -> bool:
+    """Whether ``item`` sorts before ``than`` newest-first (anything is newer than nothing)."""
+    return than is None or _newest_first(item) < _newest_first(than)
 
 
 def _newest_first(

@@ -270,3 +270,67 @@ def test_a_creatinine_reported_as_a_bound_is_not_read_as_a_value(library):
     assert record.latest_value(codes, "mg/dL", as_of=AS_OF) is None
     (issue,) = record.issues
     assert ">10 mg/dL" in issue.problem
+
+
+def test_refresh_takes_in_a_new_published_expansion_and_keeps_local_parts(tmp_path):
+    import json
+
+    from knowledge.terminology import (
+        ExcludedCode,
+        LocalSource,
+        ValueSetCode,
+        ValueSetInclude,
+        read_value_set_file,
+    )
+    from knowledge.value_set_import import dump_value_set_file, published_include, refresh
+
+    def expansion(version: str, *codes: str) -> dict[str, Any]:
+        return {
+            "resourceType": "ValueSet",
+            "id": "1.2.3",
+            "url": "http://cts.nlm.nih.gov/fhir/ValueSet/1.2.3",
+            "version": version,
+            "title": "Test set",
+            "meta": {"source": "https://example.org/valueset-1.2.3.json"},
+            "expansion": {
+                "timestamp": version,
+                "total": len(codes) + 1,
+                "contains": [
+                    *({"system": LOINC, "code": c, "display": c} for c in codes),
+                    {"system": "http://www.ama-assn.org/go/cpt", "code": "99999"},
+                ],
+            },
+        }
+
+    goal = ExcludedCode(system=LOINC, code="3-3", reason="a goal, not a measured result")
+    local = ValueSetInclude(
+        local=LocalSource(kind="extension", method="a code the published set lacks, kept locally"),
+        codes=[ValueSetCode(system=LOINC, code="9-9")],
+    )
+    published = published_include(expansion("1", "1-1", "3-3"), [goal])
+    assert [c.code for c in published.codes] == ["1-1"]  # CPT and the excluded code left out
+    folder, terminology = tmp_path / "value_sets", tmp_path / "terminology"
+    folder.mkdir()
+    terminology.mkdir()
+    path = folder / "test-set.yaml"
+    path.write_text(
+        dump_value_set_file(
+            ValueSetFile(
+                id="test-set", title="t", purpose="a test value set", includes=[published, local]
+            )
+        )
+    )
+    (terminology / "1.2.3.json").write_text(json.dumps(expansion("2", "1-1", "2-2", "3-3")))
+
+    (change,) = refresh(folder, terminology)
+    assert (change.old_version, change.new_version, change.added, change.removed) == (
+        "1",
+        "2",
+        1,
+        0,
+    )
+    data = read_value_set_file(path)
+    assert [c.code for c in data.includes[0].codes] == ["1-1", "2-2"]
+    assert data.includes[0].excluded == [goal]
+    assert data.includes[1] == local
+    assert refresh(folder, terminology) == []
