@@ -334,3 +334,27 @@ def test_refresh_takes_in_a_new_published_expansion_and_keeps_local_parts(tmp_pa
     assert data.includes[0].excluded == [goal]
     assert data.includes[1] == local
     assert refresh(folder, terminology) == []
+
+
+def test_the_service_counts_and_logs_unknown_medication_codes(tmp_path, caplog):
+    import logging
+
+    from fastapi.testclient import TestClient
+
+    from cds_service.examples import EXAMPLES
+    from tests.service_app import app_factory
+
+    request = EXAMPLES["lhs-order-sign"](AS_OF.date())
+    request["context"]["draftOrders"]["entry"].append(
+        {
+            "resource": {
+                **draft("unknown-1", "999999999"),
+                "subject": {"reference": f"Patient/{request['context']['patientId']}"},
+            }
+        }
+    )
+    with TestClient(app_factory(tmp_path)()) as client, caplog.at_level(logging.INFO):
+        assert client.post("/cds-services/lhs-order-sign", json=request).status_code == 200
+        metrics = client.get("/metrics").text
+    assert 'lhs_unknown_medication_codes_total{service="lhs-order-sign"} 1.0' in metrics
+    assert any("999999999" in r.getMessage() for r in caplog.records)
