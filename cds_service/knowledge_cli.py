@@ -52,6 +52,32 @@ def validate() -> None:
 
 
 @knowledge_app.command()
+def coverage(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per row.")] = False,
+) -> None:
+    """Per rule, which code systems and how many codes each of its value sets holds, where
+    they come from, and how many RxNorm products resolve to its drugs."""
+    from collections import Counter
+    from dataclasses import asdict
+
+    from knowledge.coverage import coverage as value_set_coverage
+
+    rows = value_set_coverage(load_library(_folder()))
+    if as_json:
+        typer.echo(json.dumps([asdict(row) for row in rows], indent=2))
+        return
+    typer.echo(f"{'rule':<36} {'value set':<44} {'sources':<30} {'products':>8}  codes by system")
+    for row in rows:
+        parts = Counter(("published",) * len(row.published) + row.local_parts)
+        sources = " + ".join(f"{kind} x{n}" if n > 1 else kind for kind, n in parts.items())
+        systems = ", ".join(f"{name} {count}" for name, count in row.codes_by_system.items())
+        products = str(row.rxnorm_products) if row.rxnorm_products else "-"
+        typer.echo(
+            f"{row.rule_id:<36} {row.value_set_id:<44} {sources:<30} {products:>8}  {systems}"
+        )
+
+
+@knowledge_app.command()
 def diff(rule_id: str, old: str, new: str) -> None:
     """The differences between two versions of a rule."""
     try:

@@ -14,6 +14,7 @@ RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 ICD10CM = "http://hl7.org/fhir/sid/icd-10-cm"
 ICD9CM = "http://hl7.org/fhir/sid/icd-9-cm"
 CVX = "http://hl7.org/fhir/sid/cvx"
+ICD10PCS = "http://www.cms.gov/Medicare/Coding/ICD10"
 UCUM = "http://unitsofmeasure.org"
 CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
 US_CORE_RACE = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race"
@@ -25,11 +26,14 @@ SYSTEM_NAMES: dict[str, str] = {
     RXNORM: "RxNorm",
     ICD10CM: "ICD-10-CM",
     ICD9CM: "ICD-9-CM",
+    ICD10PCS: "ICD-10-PCS",
     CVX: "CVX",
 }
 
-# HL7 OIDs of the same code systems (HL7 OID registry), as some EHRs send them.
+# HL7 OIDs of the same code systems (HL7 OID registry), as some EHRs send them, and the
+# terminology.hl7.org URL that VSAC expansions use for ICD-9-CM.
 _SYSTEM_ALIASES: dict[str, str] = {
+    "http://terminology.hl7.org/CodeSystem/icd9cm": ICD9CM,
     "urn:oid:2.16.840.1.113883.6.1": LOINC,
     "urn:oid:2.16.840.1.113883.6.96": SNOMED,
     "urn:oid:2.16.840.1.113883.6.88": RXNORM,

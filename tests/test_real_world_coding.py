@@ -8,17 +8,21 @@ fail for one query, unreadable values. Each case names the card a clinician shou
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
 from cds_service.app import build_services
+from cds_service.cli import app as cli
 from cds_service.invocation import DATA_AVAILABILITY_ID, run_service
 from cds_service.schemas import HookRequest
-from fhir_client.codes import ICD10CM, LOINC, RXNORM
+from fhir_client.codes import ICD9CM, ICD10CM, LOINC, RXNORM, normalize_system
 from fhir_client.record import codes_of
+from knowledge.coverage import coverage
 from knowledge.library import KnowledgeLibrary, load_library
 from knowledge.terminology import ValueSetFile
 from tests.test_rules import PID, lipids, patient, patient_view, quantity, statin_patient
@@ -358,3 +362,29 @@ def test_the_service_counts_and_logs_unknown_medication_codes(tmp_path, caplog):
         metrics = client.get("/metrics").text
     assert 'lhs_unknown_medication_codes_total{service="lhs-order-sign"} 1.0' in metrics
     assert any("999999999" in r.getMessage() for r in caplog.records)
+
+
+def test_coverage_lists_every_value_set_of_every_rule_with_its_code_systems(library):
+    rows = coverage(library)
+    used = {(rule.id, vs) for rule in library.rules for vs in rule.artifact.value_sets}
+    assert {(row.rule_id, row.value_set_id) for row in rows} == used
+    by_key = {(row.rule_id, row.value_set_id): row for row in rows}
+    af = by_key["af-anticoagulation", "atrial-fibrillation-conditions"]
+    assert af.codes_by_system["ICD-10-CM"] > 0 and af.codes_by_system["SNOMED CT"] > 0
+    assert af.published == ("2.16.840.1.113883.3.117.1.7.1.202",)
+    anticoagulants = by_key["af-anticoagulation", "oral-anticoagulants"]
+    assert anticoagulants.rxnorm_products >= 1
+    assert all(row.published or row.local_parts for row in rows)
+
+
+def test_coverage_cli_prints_a_table_and_json():
+    table = CliRunner().invoke(cli, ["knowledge", "coverage"])
+    assert table.exit_code == 0, table.output
+    assert "af-anticoagulation" in table.output and "ICD-10-CM" in table.output
+    printed = CliRunner().invoke(cli, ["knowledge", "coverage", "--json"])
+    rows = json.loads(printed.output)
+    assert {"rule_id", "value_set_id", "codes_by_system", "rxnorm_products"} <= rows[0].keys()
+
+
+def test_icd9cm_as_vsac_names_it_matches_the_fhir_system():
+    assert normalize_system("http://terminology.hl7.org/CodeSystem/icd9cm") == ICD9CM

@@ -12,11 +12,13 @@ from knowledge.logic.outbreak import outbreak_signal
 from knowledge.logic.pregnancy import pregnancy_teratogen
 from knowledge.logic.readmission import lace_readmission
 from knowledge.logic.renal_dosing import renal_dosing_crcl
+from knowledge.logic.severe_hypercholesterolemia import severe_hypercholesterolemia
 from knowledge.logic.statin import statin_primary_prevention
 from knowledge.rule import RuleLogic
 
 LOGIC: dict[str, RuleLogic] = {
     "statin_primary_prevention": statin_primary_prevention,
+    "severe_hypercholesterolemia": severe_hypercholesterolemia,
     "metformin_renal": metformin_renal,
     "drug_pair_interaction": drug_pair_interaction,
     "diabetes_hba1c_monitoring": diabetes.diabetes_hba1c_monitoring,

@@ -2,8 +2,12 @@
 
 All cut-offs (ages, lipid definitions, risk bands, lookback) come from the artifact
 (knowledge/rules/statin-primary-prevention.yaml); this module only applies them.
-Patients with missing or out-of-range inputs get no card: the card must state a computed
-risk, and a rule that cannot compute one stays silent rather than guess.
+Patients with missing or out-of-range inputs of the risk equations get no card: the card
+must state a computed risk, and a rule that cannot compute one stays silent rather than
+guess. LDL-C is not an input of the equations; it only tells whether dyslipidemia is a risk
+factor and whether LDL-C is at the severe level handled by statin-severe-hypercholesterolemia.
+Without a reported LDL-C it is estimated from the panel (knowledge/logic/lipids.py); without
+either, the card is still given when another risk factor qualifies, and says so.
 """
 
 from __future__ import annotations
@@ -27,7 +31,13 @@ from knowledge.logic.common import (
     value_set,
     yes_no,
 )
+from knowledge.logic.lipids import LdlReading, latest_ldl, lipid_molar_masses
 from knowledge.rule import EvaluationContext, Finding, Knowledge
+
+_LDL_NOT_ON_RECORD = (
+    "LDL-C not on record and not estimable (the risk estimate does not need it, but "
+    "severe hypercholesterolemia, LDL-C >= 190 mg/dL, is not excluded)"
+)
 
 
 @dataclass(frozen=True)
@@ -37,7 +47,7 @@ class _Inputs:
     african_american: bool
     total_cholesterol: float
     hdl: float
-    ldl: float
+    ldl: LdlReading | None
     systolic: float
     lipids_measured: datetime | None
     bp_measured: datetime | None
@@ -55,8 +65,8 @@ def statin_primary_prevention(
     inputs = _inputs(record, ctx.as_of, t, knowledge)
     if inputs is None:
         return []
-    if inputs.ldl >= threshold(t, "exclude_ldl_at_or_above_mg_dl"):
-        return []  # severe hypercholesterolemia is outside the USPSTF population
+    if inputs.ldl is not None and inputs.ldl.value >= threshold(t, "exclude_ldl_at_or_above_mg_dl"):
+        return []  # severe hypercholesterolemia: statin-severe-hypercholesterolemia
     risk_factors = _risk_factors(inputs, t)
     if not risk_factors:
         return []
@@ -136,22 +146,21 @@ def _inputs(
             molar_mass=threshold(t, "cholesterol_molar_mass_g_per_mol"),
         )
 
-    total, hdl, ldl = (
-        latest("total-cholesterol", "mg/dL"),
-        latest("hdl-cholesterol", "mg/dL"),
-        latest("ldl-cholesterol", "mg/dL"),
-    )
+    total, hdl = latest("total-cholesterol", "mg/dL"), latest("hdl-cholesterol", "mg/dL")
     systolic = latest("systolic-blood-pressure", "mm[Hg]")
     smoker = _current_smoker(record, as_of, lookback, knowledge)
-    if total is None or hdl is None or ldl is None or systolic is None or smoker is None:
+    if total is None or hdl is None or systolic is None or smoker is None:
         return None
+    ldl = latest_ldl(
+        record, knowledge, as_of=as_of, max_age=lookback, molar_masses=lipid_molar_masses(t)
+    )
     return _Inputs(
         age=age,
         sex=str(record.gender),
         african_american=threshold(t, "african_american_omb_code") in record.omb_race_codes,
         total_cholesterol=total.value,
         hdl=hdl.value,
-        ldl=ldl.value,
+        ldl=ldl,
         systolic=systolic.value,
         lipids_measured=total.effective,
         bp_measured=systolic.effective,
@@ -192,9 +201,10 @@ def _lowers_bp(medication: MedicationEntry, t: Mapping[str, Any], knowledge: Kno
 def _risk_factors(inputs: _Inputs, t: Mapping[str, Any]) -> list[str]:
     """USPSTF risk factors present: dyslipidemia, diabetes, hypertension, smoking."""
     found = []
-    if inputs.ldl > threshold(t, "dyslipidemia_ldl_above_mg_dl") or inputs.hdl < threshold(
-        t, "dyslipidemia_hdl_below_mg_dl"
-    ):
+    high_ldl = inputs.ldl is not None and inputs.ldl.value > threshold(
+        t, "dyslipidemia_ldl_above_mg_dl"
+    )
+    if high_ldl or inputs.hdl < threshold(t, "dyslipidemia_hdl_below_mg_dl"):
         found.append("dyslipidemia")
     if inputs.diabetes:
         found.append("diabetes")
@@ -215,7 +225,7 @@ def _card_values(
         "equation_set": "African American" if inputs.african_american else "white/other",
         "total_cholesterol": f"{inputs.total_cholesterol:.0f}",
         "hdl": f"{inputs.hdl:.0f}",
-        "ldl": f"{inputs.ldl:.0f}",
+        "ldl": inputs.ldl.text if inputs.ldl is not None else _LDL_NOT_ON_RECORD,
         "lipid_date": format_date(inputs.lipids_measured),
         "systolic": f"{inputs.systolic:.0f}",
         "bp_date": format_date(inputs.bp_measured),
