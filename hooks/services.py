@@ -101,7 +101,8 @@ SERVICE_SPECS: tuple[ServiceSpec, ...] = (
 
 def observations_query(codes: Iterable[Code]) -> str | None:
     """An Observation search for these LOINC codes (and the panels that carry components)."""
-    loinc = {code for system, code in codes if system == LOINC}
+    # LOINC answer codes (LA...) are values of observations, never what one is searched by.
+    loinc = {code for system, code in codes if system == LOINC and not code.startswith("LA")}
     loinc |= {panel for code in loinc for panel in _PANELS_OF_COMPONENT.get(code, ())}
     if not loinc:
         return None

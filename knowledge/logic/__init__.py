@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from knowledge.logic import blood_pressure, ckd, diabetes, immunization, screening
+from knowledge.logic.aki import aki_nhs_england
 from knowledge.logic.allergy import drug_allergy
 from knowledge.logic.atrial_fibrillation import af_anticoagulation
 from knowledge.logic.beers import beers_potentially_inappropriate
 from knowledge.logic.ddi import drug_pair_interaction
 from knowledge.logic.metformin import metformin_renal
+from knowledge.logic.news2 import news2_early_warning
 from knowledge.logic.outbreak import outbreak_signal
 from knowledge.logic.pregnancy import pregnancy_teratogen
 from knowledge.logic.readmission import lace_readmission
@@ -34,4 +36,6 @@ LOGIC: dict[str, RuleLogic] = {
     "beers_potentially_inappropriate": beers_potentially_inappropriate,
     "renal_dosing_crcl": renal_dosing_crcl,
     "drug_allergy": drug_allergy,
+    "news2_early_warning": news2_early_warning,
+    "aki_nhs_england": aki_nhs_england,
 }
