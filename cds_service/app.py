@@ -21,7 +21,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from cds_service import __version__
@@ -56,7 +56,8 @@ from cds_service.schemas import (
 from cds_service.shadow_registry import active_shadow_runs, build_shadow
 from cds_service.site_settings import EffectiveSetting, apply_settings, load_settings
 from cds_service.spool import Spool
-from cds_service.storage.db import check_database, create_db_engine
+from cds_service.storage.db import create_db_engine
+from cds_service.storage.migrate import schema_problem
 from cds_service.storage.repository import (
     AssignmentInput,
     FeedbackOutcome,
@@ -68,6 +69,7 @@ from cds_service.storage.repository import (
 from cds_service.storage.tables import Invocation, ShadowRun
 from cds_service.storage.writer import InvocationWriter
 from cds_service.surveillance import detect
+from cds_service.tenancy import Caller, local_caller
 from evaluation.feedback_analytics import feedback_analytics
 from evaluation.syndromic import MIN_CELL, suppress
 from fhir_client.fhirdates import as_utc
@@ -91,7 +93,9 @@ SIGNAL_HORIZON_DAYS = 28
 class FeedbackResponse(BaseModel):
     stored: int
     duplicates: int
-    unknownCards: list[str]
+    unknownCards: list[str] = Field(
+        description="Cards this service never showed the calling client: their items were not stored."
+    )
 
 
 class FeedbackSpooledResponse(FeedbackResponse):
@@ -104,6 +108,7 @@ class FeedbackErrorResponse(ErrorResponse):
     stored: int | None = None
     duplicates: int | None = None
     spooled: int | None = None
+    unknownCards: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -202,6 +207,11 @@ def create_app(
                 store, writer if store.engine.dialect.name == "sqlite" else None
             )
         )
+        if settings.public_base_url is None:
+            logger.warning(
+                "LHS_PUBLIC_BASE_URL IS NOT SET: the JWT audience is taken from each request's "
+                "Host header. Set it to the service's external URL in production."
+            )
         authenticator = ClientAuthenticator(
             settings.resolved_clients_file,
             JwksCache(),
@@ -253,6 +263,9 @@ def create_app(
     )
     app = FastAPI(
         lifespan=_lifespan(state),
+        # A redirect to the slash-less path would be built from the Host header, which the
+        # caller controls: an unknown path is a plain 404 instead.
+        redirect_slashes=False,
         title="Learning Health System CDS Service",
         version=__version__,
         description="HL7 CDS Hooks 2.0 services with cited, versioned evidence rules; "
@@ -383,6 +396,17 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _current_caller(http: Request) -> Caller:
+    """The authenticated client (set by the authenticator), or the local caller with auth off."""
+    state: AppState = http.app.state.lhs
+    if state.authenticator is None:
+        return local_caller(state.settings.fhir_servers)
+    return http.state.caller  # type: ignore[no-any-return]
+
+
+CurrentCaller = Annotated[Caller, Depends(_current_caller)]
+
+
 def _add_routes(app: FastAPI, state: AppState) -> None:
     protected = [Depends(bearer_scheme)]
     if state.authenticator is not None:
@@ -421,11 +445,24 @@ def _add_routes(app: FastAPI, state: AppState) -> None:
             412: {"model": ErrorResponse, "description": "Required FHIR data unavailable."},
         },
     )
-    async def call_service(service_id: str, request: HookRequest, http: Request) -> Any:
+    async def call_service(
+        service_id: str, request: HookRequest, http: Request, caller: CurrentCaller
+    ) -> Any:
         """Call a CDS service: answers with cards (possibly none)."""
         service = state.services.get(service_id)
         if service is None:
             return error_response(404, f"no CDS service with id '{service_id}'")
+        if request.fhirServer is not None and not caller.may_use_fhir_server(
+            str(request.fhirServer)
+        ):
+            # Refused before any connection: the EHR's token must reach only its own server.
+            state.metrics.fhir_server_refused.inc()
+            return error_response(
+                412,
+                "fhirServer is not a FHIR server registered for this client; the service "
+                "fetches only from registered servers",
+                [{"field": "fhirServer", "message": "not registered for this client"}],
+            )
         hook_instance_var.set(str(request.hookInstance))
         started = time.perf_counter()
         received_at = datetime.now(UTC)
@@ -446,7 +483,9 @@ def _add_routes(app: FastAPI, state: AppState) -> None:
         except InvalidRequest as error:
             return error_response(400, error.message, error.errors)
         except PrefetchUnavailable as error:
-            await _store_invocation(state, service, request, received_at, started, 412, None)
+            await _store_invocation(
+                state, caller, service, request, received_at, started, 412, None
+            )
             return error_response(
                 412,
                 "required FHIR data could not be obtained from prefetch or the FHIR server",
@@ -455,7 +494,7 @@ def _add_routes(app: FastAPI, state: AppState) -> None:
         result = dataclasses.replace(
             result, advice=await _without_overridden_repeats(state, service, request, result.advice)
         )
-        await _store_invocation(state, service, request, received_at, started, 200, result)
+        await _store_invocation(state, caller, service, request, received_at, started, 200, result)
         for advice in result.advice:
             state.metrics.cards.labels(service.id, advice.card.indicator, advice.rule_id).inc()
         for failed in result.failed_recommenders:
@@ -489,7 +528,7 @@ def _add_routes(app: FastAPI, state: AppState) -> None:
             },
         },
     )
-    async def feedback(service_id: str, body: FeedbackRequest) -> Any:
+    async def feedback(service_id: str, body: FeedbackRequest, caller: CurrentCaller) -> Any:
         """Receive feedback on cards; each item is stored once, however often it is re-sent."""
         if service_id not in state.services:
             return error_response(404, f"no CDS service with id '{service_id}'")
@@ -511,18 +550,29 @@ def _add_routes(app: FastAPI, state: AppState) -> None:
         spooled = 0
         try:
             outcome = await run_in_threadpool(
-                state.store.record_feedback, service_id, valid, raw_valid
+                state.store.record_feedback, caller.owner, service_id, valid, raw_valid
             )
         except SQLAlchemyError:
             # The database is down or locked: keep the items durably, acknowledge them as spooled.
             logger.warning("feedback spooled: database unavailable")
-            await run_in_threadpool(state.spool.spool_feedback, service_id, raw_valid)
+            await run_in_threadpool(state.spool.spool_feedback, caller.owner, service_id, raw_valid)
             state.metrics.spooled_feedback.inc(len(raw_valid))
             outcome = FeedbackOutcome(stored=0, duplicates=0)
             spooled = len(raw_valid)
+        if outcome.unknown_cards and await run_in_threadpool(state.spool.pending):
+            # Cards shown while the database was down wait in the spool: their feedback waits
+            # behind them, and is matched to them when both are replayed.
+            waiting = set(outcome.unknown_cards)
+            late = [raw for item, raw in zip(valid, raw_valid, strict=True) if item.card in waiting]
+            await run_in_threadpool(state.spool.spool_feedback, caller.owner, service_id, late)
+            outcome = dataclasses.replace(outcome, unknown_cards=[])
+            spooled = len(late)
+        unknown = set(outcome.unknown_cards)
         for item in valid:
-            state.metrics.feedback.labels(service_id, item.outcome).inc()
-        counts = {"stored": outcome.stored, "duplicates": outcome.duplicates}
+            if item.card not in unknown:
+                state.metrics.feedback.labels(service_id, item.outcome).inc()
+        state.metrics.unknown_feedback_cards.inc(sum(item.card in unknown for item in valid))
+        counts: dict[str, Any] = {"stored": outcome.stored, "duplicates": outcome.duplicates}
         if spooled:
             counts["spooled"] = spooled
         if problems:
@@ -531,6 +581,7 @@ def _add_routes(app: FastAPI, state: AppState) -> None:
                 f"{len(body.feedback) - len(valid)} feedback item(s) are malformed; the others were kept",
                 problems,
                 **counts,
+                unknownCards=outcome.unknown_cards,
             )
         if spooled:
             return JSONResponse({**counts, "unknownCards": []}, status_code=202)
@@ -548,17 +599,32 @@ def _add_routes(app: FastAPI, state: AppState) -> None:
                 "description": "Not a Bundle, or some entries are invalid; the valid ones were stored "
                 "(counts in the body).",
             },
+            403: {
+                "model": ErrorResponse,
+                "description": "fhirServer is not registered for this client.",
+            },
         },
     )
-    async def outcomes(body: OutcomeBundle, fhirServer: str | None = None) -> Any:
+    async def outcomes(
+        body: OutcomeBundle, caller: CurrentCaller, fhirServer: str | None = None
+    ) -> Any:
         """Feed in what happened to patients (Encounter, Condition, Observation, Procedure).
 
         Send a Bundle (transaction, batch, collection, history or a Subscription
         notification). `fhirServer` is the EHR's FHIR base URL as sent in its hook calls, so
         outcomes link to the same pseudonymous patients. Re-sending is harmless.
         """
+        if fhirServer is not None and not caller.may_use_fhir_server(fhirServer):
+            # Outcomes link to the patients of the FHIR server named: only the client's own.
+            return error_response(
+                403,
+                "fhirServer is not a FHIR server registered for this client",
+                [{"field": "fhirServer", "message": "not registered for this client"}],
+            )
         try:
-            parsed = parse_outcomes(body.model_dump(mode="json"), state.pseudonym_key, fhirServer)
+            parsed = parse_outcomes(
+                body.model_dump(mode="json"), state.pseudonym_key, fhirServer, caller.owner
+            )
         except NotABundle as error:
             return error_response(400, str(error))
         try:
@@ -626,10 +692,11 @@ def _add_routes(app: FastAPI, state: AppState) -> None:
         responses={400: _ERRORS[400], 401: _UNAUTHORIZED_RESPONSE},
     )
     async def analytics(
-        since: datetime | None = None, until: datetime | None = None
+        caller: CurrentCaller, since: datetime | None = None, until: datetime | None = None
     ) -> dict[str, Any]:
         """Acceptance and override rates per rule, version, hook, user role and week; override
-        reasons; cards per call. Default period: the last 90 days."""
+        reasons; cards per call. Default period: the last 90 days. A client sees its own
+        cards; an informatician credential sees every client's."""
         end = as_utc(until) if until else datetime.now(UTC)
         try:
             start = as_utc(since) if since else end - timedelta(days=90)
@@ -643,8 +710,8 @@ def _add_routes(app: FastAPI, state: AppState) -> None:
             )
         rows, burden = await run_in_threadpool(
             lambda: (
-                state.store.card_feedback_rows(start, end),
-                state.store.cards_per_call(start, end),
+                state.store.card_feedback_rows(start, end, owner=caller.scope),
+                state.store.cards_per_call(start, end, owner=caller.scope),
             )
         )
         return {
@@ -662,9 +729,10 @@ def _add_routes(app: FastAPI, state: AppState) -> None:
             404: {"model": ErrorResponse, "description": "No such card."},
         },
     )
-    async def explanation(card_uuid: str) -> dict[str, Any]:
-        """Trace a card we issued to its rule version, citations, inputs and feedback."""
-        explained = await run_in_threadpool(explain_card, state.store, card_uuid)
+    async def explanation(card_uuid: str, caller: CurrentCaller) -> dict[str, Any]:
+        """Trace a card we issued to its rule version, citations, inputs and feedback. A
+        client finds only the cards it was shown; an informatician credential finds any."""
+        explained = await run_in_threadpool(explain_card, state.store, card_uuid, caller.scope)
         if explained is None:
             return error_response(404, f"no card with uuid '{card_uuid}'")  # type: ignore[return-value]
         return explained
@@ -676,14 +744,23 @@ def _add_routes(app: FastAPI, state: AppState) -> None:
 
     @app.get("/readyz", tags=["operations"], responses={503: {"description": "Not ready."}})
     async def readyz() -> JSONResponse:
-        """Readiness: the database answers and the knowledge library is loaded; also the
-        models served, the experiments and the shadow runs."""
+        """Readiness: the database answers at this code's schema revision, the spool of
+        writes the database could not take is below its limit, and the knowledge library is
+        loaded; also the models served, the experiments and the shadow runs."""
         checks: dict[str, str] = {}
         try:
-            await run_in_threadpool(check_database, state.store.engine)
+            problem = await run_in_threadpool(schema_problem, state.store.engine)
             checks["database"] = "ok"
+            # Answering while the schema is behind would take calls and store nothing.
+            checks["schema"] = problem or "ok"
         except SQLAlchemyError:
             checks["database"] = "unreachable"
+        backlog = await run_in_threadpool(state.spool.pending)
+        checks["spool"] = (
+            "ok"
+            if backlog < state.settings.spool_ready_limit
+            else f"{backlog} records wait to be stored (limit {state.settings.spool_ready_limit})"
+        )
         rules = sum(len(s.recommenders) for s in state.services.values())
         checks["knowledge"] = "ok" if rules else "no rules loaded"
         ready = all(value == "ok" for value in checks.values())
@@ -700,6 +777,7 @@ def _add_routes(app: FastAPI, state: AppState) -> None:
             {
                 "status": "ready" if ready else "not ready",
                 "checks": checks,
+                "spooled": backlog,
                 "models": models,
                 "experiments": sorted(state.experiments),
                 "shadows": sorted(state.shadows),
@@ -848,6 +926,7 @@ async def _without_overridden_repeats(
 
 async def _store_invocation(
     state: AppState,
+    caller: Caller,
     service: Service,
     request: HookRequest,
     received_at: datetime,
@@ -873,6 +952,7 @@ async def _store_invocation(
         prefetch_fetched=list(result.prefetch.fetched) if result else [],
         prefetch_unavailable=list(result.prefetch.unavailable) if result else [],
         records_skipped=result.record.skipped if result else 0,
+        owner=caller.owner,
     )
     cards = [
         IssuedCardInput(a.card, a.rule_id, a.rule_version, a.inputs, a.fingerprint)

@@ -33,6 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cds_service.storage.repository import Store
 from cds_service.storage.writer import InvocationWriter
+from cds_service.tenancy import Caller, normalize_base_url, owner_of
 
 # RFC 7518 asymmetric signature algorithms; the spec forbids "none" and every HMAC one.
 AsymmetricAlgorithm = Literal[
@@ -62,6 +63,11 @@ class ClientRegistration(BaseModel):
     jku_allowlist: list[str] = Field(default_factory=list)
     tenant: str | None = None
     algorithms: list[AsymmetricAlgorithm] = Field(default_factory=lambda: list(SPEC_RECOMMENDED))
+    fhir_servers: list[str] = Field(default_factory=list)
+    """FHIR base URLs this client may name in ``fhirServer`` (exact, without trailing slash)."""
+    informatician: bool = False
+    """May read every client's explanations and analytics (a credential for people who
+    evaluate the service, not for an EHR)."""
 
     _inline_keys: dict[str, PublicKey] | None = PrivateAttr(default=None)
 
@@ -252,6 +258,15 @@ class VerifiedClient:
     iss: str
     tenant: str | None
     jti: str
+    registration: ClientRegistration
+
+    @property
+    def caller(self) -> Caller:
+        return Caller(
+            owner=owner_of(self.iss, self.tenant),
+            reads_all=self.registration.informatician,
+            fhir_servers=frozenset(normalize_base_url(u) for u in self.registration.fhir_servers),
+        )
 
 
 async def verify(
@@ -314,7 +329,7 @@ async def verify(
     expires_at = datetime.fromtimestamp(claims["exp"] + leeway_seconds, UTC)
     if not await replay.check_and_store(issuer, str(claims["jti"]), expires_at):
         raise AuthError("replayed")
-    return VerifiedClient(issuer, claims.get("tenant"), str(claims["jti"]))
+    return VerifiedClient(issuer, claims.get("tenant"), str(claims["jti"]), client)
 
 
 async def _key_for(client: ClientRegistration, kid: str, jku: object, jwks: JwksCache) -> PublicKey:

@@ -43,10 +43,11 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (default LHS_PORT).")] = None,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
 ) -> None:
-    """Start the HTTP service."""
+    """Start the HTTP service (migrating the embedded SQLite database first)."""
     import uvicorn
 
     settings = Settings()
+    _prepare_database(settings)
     uvicorn.run(
         "cds_service.asgi:app",
         host=host or settings.host,
@@ -56,6 +57,26 @@ def serve(
         access_log=False,  # our middleware logs each request as JSON, without PHI
         log_level=settings.log_level.lower(),
     )
+
+
+def _prepare_database(settings: Settings) -> None:
+    """Migrate the embedded SQLite default; refuse to serve from a server database that is
+    behind, which would answer every call while storing nothing."""
+    from cds_service.storage.db import create_db_engine
+    from cds_service.storage.migrate import schema_problem, upgrade_database
+
+    url = settings.resolved_database_url
+    if url.startswith("sqlite"):
+        upgrade_database(url)
+        return
+    engine = create_db_engine(url)
+    try:
+        problem = schema_problem(engine)
+    finally:
+        engine.dispose()
+    if problem is not None:
+        typer.echo(f"error: not serving: {problem}", err=True)
+        raise typer.Exit(1)
 
 
 @db_app.command("upgrade")

@@ -18,6 +18,9 @@ bearer_scheme = HTTPBearer(
     auto_error=False, description="A JWT signed by the CDS client (CDS Hooks 2.0)."
 )
 
+# A CDS client JWT (header, a handful of claims, an RSA-4096 signature) is under 2 KB.
+MAX_TOKEN_BYTES = 8192
+
 _UNAUTHORIZED = HTTPException(
     status_code=401,
     detail="a valid CDS client bearer token is required",
@@ -66,7 +69,9 @@ class ClientAuthenticator:
         try:
             if scheme.lower() != "bearer" or not token.strip():
                 raise AuthError("missing_token")
-            await verify(
+            if len(token) > MAX_TOKEN_BYTES:
+                raise AuthError("token_too_large")  # refused before any decoding work
+            verified = await verify(
                 token.strip(),
                 audiences=[self.audience(request)],
                 registry=self.registry(),
@@ -78,3 +83,4 @@ class ClientAuthenticator:
             self.metrics.auth_failures.labels(error.reason).inc()
             logger.warning("client authentication failed", extra={"reason": error.reason})
             raise _UNAUTHORIZED from None
+        request.state.caller = verified.caller

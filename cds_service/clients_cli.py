@@ -9,6 +9,7 @@ import typer
 
 from cds_service.auth import SPEC_RECOMMENDED, ClientRegistration, ClientRegistry, jwks_from_file
 from cds_service.config import Settings
+from cds_service.tenancy import normalize_base_url
 
 clients_app = typer.Typer(
     help="Trusted CDS clients (issuers of the JWTs we accept).", no_args_is_help=True
@@ -46,6 +47,20 @@ def add(
         list[str] | None, typer.Option(help="A `jku` URL this client may point to (repeatable).")
     ] = None,
     tenant: Annotated[str | None, typer.Option(help="Required `tenant` claim.")] = None,
+    fhir_server: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A FHIR base URL this client may name in `fhirServer` (repeatable; exact match). "
+            "Without any, the client must send all data as prefetch."
+        ),
+    ] = None,
+    informatician: Annotated[
+        bool,
+        typer.Option(
+            help="A credential for people who evaluate the service: reads every client's "
+            "explanations and analytics."
+        ),
+    ] = False,
     alg: Annotated[
         list[str] | None,
         typer.Option(help="Allowed algorithm (repeatable; default ES384 and RS384)."),
@@ -66,6 +81,8 @@ def add(
             jku_allowlist=jku_allow or [],
             tenant=tenant,
             algorithms=alg or list(SPEC_RECOMMENDED),
+            fhir_servers=[normalize_base_url(url) for url in fhir_server or ()],
+            informatician=informatician,
         )
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
@@ -81,8 +98,11 @@ def list_clients(registry: RegistryOption = None) -> None:
         keys = [f"{len(client.jwks['keys'])} inline key(s)"] if client.jwks else []
         keys += [f"JWKS {client.jwks_url}"] if client.jwks_url else []
         keys += [f"jku {url}" for url in client.jku_allowlist]
+        servers = ",".join(client.fhir_servers) or "-"
+        role = "  informatician" if client.informatician else ""
         typer.echo(
-            f"{client.iss}  algorithms={','.join(client.algorithms)}  tenant={client.tenant or '-'}  {'; '.join(keys)}"
+            f"{client.iss}  algorithms={','.join(client.algorithms)}  tenant={client.tenant or '-'}"
+            f"  fhir_servers={servers}{role}  {'; '.join(keys)}"
         )
 
 

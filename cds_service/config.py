@@ -47,6 +47,12 @@ class Settings(BaseSettings):
         None,
         description="Registry of trusted CDS clients (`lhs clients`); default <data_dir>/clients.json.",
     )
+    fhir_servers: list[str] = Field(
+        default_factory=list,
+        description="With auth off only: the FHIR base URLs a request may name in `fhirServer` "
+        '(JSON list, e.g. ["https://ehr.example.org/fhir"]); empty: any. With auth on, each '
+        "client's registration lists its own (`lhs clients add --fhir-server`).",
+    )
     redis_url: str | None = Field(
         None, description="Redis URL for the JWT replay cache; unset: the database keeps it."
     )
@@ -77,6 +83,11 @@ class Settings(BaseSettings):
         2.0,
         gt=0,
         description="Seconds between attempts to replay spooled writes into the database.",
+    )
+    spool_ready_limit: int = Field(
+        1000,
+        gt=0,
+        description="`/readyz` answers 503 while this many spooled writes (or more) wait for the database.",
     )
     sqlite_busy_timeout_ms: int = Field(
         5000, ge=0, description="How long a SQLite write waits for a lock before it is spooled."

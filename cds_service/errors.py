@@ -28,11 +28,13 @@ class ErrorResponse(BaseModel):
 _CODES = {
     400: "bad_request",
     401: "unauthorized",
+    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
     412: "precondition_failed",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    431: "request_header_fields_too_large",
     503: "service_unavailable",
 }
 

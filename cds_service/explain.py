@@ -35,9 +35,11 @@ def _prediction(store: Store, card_uuid: str) -> dict[str, Any] | None:
     }
 
 
-def explain_card(store: Store, card_uuid: str) -> dict[str, Any] | None:
+def explain_card(store: Store, card_uuid: str, owner: str | None = None) -> dict[str, Any] | None:
+    """The card's provenance; None if there is no such card, or ``owner`` (when given) was
+    not shown it (the same answer, so that other clients' card ids cannot be probed)."""
     card = store.card(card_uuid)
-    if card is None:
+    if card is None or (owner is not None and card.owner != owner):
         return None
     artifact = _artifact(card.rule_id, card.rule_version)
     return {

@@ -1,7 +1,8 @@
-"""Guards in front of the app: JSON bodies only, and no larger than configured.
+"""Guards in front of the app: headers of bounded size, JSON bodies only, and no larger
+than configured.
 
-Done as plain ASGI middleware so that oversized or non-JSON bodies are refused before
-any parsing: with 413 (limit named) and 415, in the same JSON error shape as every 4xx.
+Done as plain ASGI middleware so that oversized or non-JSON requests are refused before
+any parsing: with 431, 413 (limit named) and 415, in the same JSON error shape as every 4xx.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ import json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# Total size of the request headers: a CDS client sends a JWT of about 1 KB and a few
+# short headers; the servers in front of us commonly stop at 8-16 KB as well.
+MAX_HEADER_BYTES = 16_384
 
 
 def _is_json(content_type: str) -> bool:
@@ -41,7 +45,18 @@ class RequestLimitsMiddleware:
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if sum(len(name) + len(value) for name, value in scope["headers"]) > MAX_HEADER_BYTES:
+            await _send_error(
+                send,
+                431,
+                "request_header_fields_too_large",
+                f"the request headers exceed {MAX_HEADER_BYTES} bytes",
+            )
+            return
+        if scope["method"] not in _BODY_METHODS:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])

@@ -118,6 +118,16 @@ class Metrics:
             ["service"],
             registry=r,
         )
+        self.fhir_server_refused = Counter(
+            "lhs_fhir_server_refused_total",
+            "Hook calls refused (412) because fhirServer is not registered for the calling client.",
+            registry=r,
+        )
+        self.unknown_feedback_cards = Counter(
+            "lhs_feedback_unknown_cards_total",
+            "Feedback items naming cards this service never showed the sending client (not stored).",
+            registry=r,
+        )
         self.recommender_failures = Counter(
             "lhs_recommender_failures_total",
             "Rules or models that raised.",

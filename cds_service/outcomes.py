@@ -68,6 +68,8 @@ class OutcomeInput:
     """Patient: the coarse area of residence (see ``coarse_area``)."""
     birth_year: int | None = None
     """Patient: the year of birth (age bands need no more)."""
+    owner: str = ""
+    """The client that fed it in ("" for `lhs sync` and with authentication off)."""
 
 
 @dataclass
@@ -135,7 +137,7 @@ def _status(resource: Mapping[str, Any]) -> str:
 
 
 def outcome_input(
-    resource: Mapping[str, Any], secret: bytes, fhir_server: str | None
+    resource: Mapping[str, Any], secret: bytes, fhir_server: str | None, owner: str = ""
 ) -> OutcomeInput:
     """Reduce one validated outcome resource; ValueError if it cannot be linked to a patient."""
     patient_id = _patient_id(resource)
@@ -150,7 +152,13 @@ def outcome_input(
     is_patient = resource["resourceType"] == "Patient"
     birth = str(resource.get("birthDate") or "")
     return OutcomeInput(
-        resource_key=_keyed(secret, fhir_server, f"{resource['resourceType']}/{resource['id']}"),
+        # Keyed by owner too, so that one client's re-send can never replace another's row
+        # (without an owner, the key stays what it was before tenancy).
+        resource_key=_keyed(
+            secret,
+            fhir_server,
+            f"{owner}\x1f" * bool(owner) + f"{resource['resourceType']}/{resource['id']}",
+        ),
         patient_key=patient_key(secret, fhir_server, patient_id),
         resource_type=str(resource["resourceType"]),
         status=_status(resource),
@@ -166,10 +174,13 @@ def outcome_input(
         value_codes=sorted({f"{s}|{c}" for s, c in codes_of(resource.get("valueCodeableConcept"))}),
         area=coarse_area(home_postal_code(resource)) if is_patient else None,
         birth_year=int(birth[:4]) if is_patient and birth[:4].isdigit() else None,
+        owner=owner,
     )
 
 
-def parse_outcomes(bundle: object, secret: bytes, fhir_server: str | None) -> ParsedOutcomes:
+def parse_outcomes(
+    bundle: object, secret: bytes, fhir_server: str | None, owner: str = ""
+) -> ParsedOutcomes:
     """Validate and reduce every entry; errors name the entry and never stop the others."""
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise NotABundle("the body must be a FHIR Bundle (resourceType 'Bundle')")
@@ -203,7 +214,7 @@ def parse_outcomes(bundle: object, secret: bytes, fhir_server: str | None) -> Pa
             continue
         try:
             model.model_validate(resource)
-            parsed.items.append(outcome_input(resource, secret, fhir_server))
+            parsed.items.append(outcome_input(resource, secret, fhir_server, owner))
         except ValidationError as error:
             first = error.errors(include_url=False, include_input=False)[0]
             location = ".".join(str(p) for p in first["loc"])

@@ -227,7 +227,14 @@ class OutcomeResponse(BaseModel):
     """Entries that only reference a resource (id-only notifications); `lhs sync` fetches them."""
 
 
+# A clinician answers a handful of cards per call; EHRs that batch feedback send tens.
+MAX_FEEDBACK_ITEMS = 500
+
+
 class FeedbackRequest(_Request):
     # Items are validated one by one (FeedbackItem) so that a malformed item is named
     # and rejected without losing the valid items sent with it.
-    feedback: list[Any]
+    feedback: list[Any] = Field(
+        max_length=MAX_FEEDBACK_ITEMS,
+        description=f"Feedback items (at most {MAX_FEEDBACK_ITEMS} per request).",
+    )

@@ -94,8 +94,10 @@ class Spool:
             }
         )
 
-    def spool_feedback(self, service_id: str, raw_items: list[Any]) -> None:
-        self.append({"kind": "feedback", "service_id": service_id, "items": raw_items})
+    def spool_feedback(self, owner: str, service_id: str, raw_items: list[Any]) -> None:
+        self.append(
+            {"kind": "feedback", "owner": owner, "service_id": service_id, "items": raw_items}
+        )
 
     def pending(self) -> int:
         """Records waiting to be replayed."""
@@ -133,9 +135,17 @@ def _lines(path: Path) -> Iterator[dict[str, Any]]:
 def _replay(store: Store, record: dict[str, Any]) -> None:
     if record["kind"] == "feedback":
         raw = record["items"]
-        store.record_feedback(
-            record["service_id"], [FeedbackItem.model_validate(i) for i in raw], raw
+        outcome = store.record_feedback(
+            record.get("owner", ""),
+            record["service_id"],
+            [FeedbackItem.model_validate(i) for i in raw],
+            raw,
         )
+        if outcome.unknown_cards:
+            logger.warning(
+                "spooled feedback on %d card(s) never shown to its sender was not stored",
+                len(outcome.unknown_cards),
+            )
         return
     cards = [
         IssuedCardInput(

@@ -5,13 +5,14 @@ from __future__ import annotations
 import copy
 import uuid
 from datetime import date
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from cds_service.examples import EXAMPLES
-from cds_service.schemas import CDSResponse, DiscoveryResponse
+from cds_service.schemas import MAX_FEEDBACK_ITEMS, CDSResponse, DiscoveryResponse
 from cds_service.storage.tables import FeedbackRecord, Invocation, IssuedCard
 from tests.service_app import app_factory
 from tests.shared_data import example
@@ -50,6 +51,8 @@ def test_discovery_lists_every_service_with_prefetch(client):
         assert service["description"] and service["title"]
         assert service["prefetch"]["patient"] == "Patient/{{context.patientId}}"
         assert "usageRequirements" in service
+        # Observations are searched by what was measured, never by a LOINC answer code.
+        assert "|LA" not in service["prefetch"].get("observations", "")
 
 
 @pytest.mark.parametrize("service_id", sorted(EXAMPLES))
@@ -249,27 +252,64 @@ def test_feedback_on_an_issued_card_is_stored_linked_and_idempotent(app, client)
         assert records[0].accepted_suggestions == [card["suggestions"][0]["uuid"]]
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "spec-example-overridden-guidance-with-overridereason.json",
-        "spec-example-suggestion-accepted.json",
-    ],
+SPEC_FEEDBACK = (
+    "spec-example-overridden-guidance-with-overridereason.json",
+    "spec-example-suggestion-accepted.json",
 )
+
+
+def _on_issued_card(name: str, card: dict[str, Any]) -> dict[str, Any]:
+    """The spec's feedback example, pointed at a card (and suggestion) this service issued."""
+    item = copy.deepcopy(example(name)["feedback"][0])
+    item["card"] = card["uuid"]
+    for accepted in item.get("acceptedSuggestions", ()):
+        accepted["id"] = card["suggestions"][0]["uuid"]
+    return item
+
+
+@pytest.mark.parametrize("name", SPEC_FEEDBACK)
 def test_spec_feedback_examples_are_stored(client, name):
+    item = _on_issued_card(name, _issue_card(client))
+    response = client.post("/cds-services/lhs-order-sign/feedback", json={"feedback": [item]})
+    assert response.status_code == 200
+    assert response.json() == {"stored": 1, "duplicates": 0, "unknownCards": []}
+
+
+@pytest.mark.parametrize("name", SPEC_FEEDBACK)
+def test_feedback_on_cards_never_issued_is_named_and_not_stored(app, client, name):
     response = client.post("/cds-services/lhs-patient-view/feedback", json=example(name))
     assert response.status_code == 200
-    assert response.json()["stored"] == 1
-    assert response.json()["unknownCards"] == [example(name)["feedback"][0]["card"]]
+    assert response.json() == {
+        "stored": 0,
+        "duplicates": 0,
+        "unknownCards": [example(name)["feedback"][0]["card"]],
+    }
+    with _session(app) as session:
+        assert session.exec(select(FeedbackRecord)).all() == []
+
+
+def test_feedback_on_another_services_card_is_not_stored(client):
+    card = _issue_card(client)
+    item = _on_issued_card(SPEC_FEEDBACK[1], card)
+    response = client.post("/cds-services/lhs-patient-view/feedback", json={"feedback": [item]})
+    assert response.json()["unknownCards"] == [card["uuid"]]
 
 
 def test_spec_feedback_overridden_without_reason_is_stored(app, client):
-    item = copy.deepcopy(
-        example("spec-example-overridden-guidance-with-overridereason.json")["feedback"][0]
-    )
+    item = _on_issued_card(SPEC_FEEDBACK[0], _issue_card(client))
     del item["overrideReason"]
-    response = client.post("/cds-services/lhs-patient-view/feedback", json={"feedback": [item]})
+    response = client.post("/cds-services/lhs-order-sign/feedback", json={"feedback": [item]})
     assert response.json()["stored"] == 1
+
+
+def test_more_feedback_items_than_allowed_are_refused_whole(client):
+    item = example(SPEC_FEEDBACK[1])["feedback"][0]
+    response = client.post(
+        "/cds-services/lhs-patient-view/feedback",
+        json={"feedback": [item] * (MAX_FEEDBACK_ITEMS + 1)},
+    )
+    assert response.status_code == 400
+    assert response.json()["details"][0]["field"] == "feedback"
 
 
 def test_malformed_feedback_items_are_named_and_valid_ones_kept(app, client):

@@ -21,17 +21,21 @@ from tests.tcp_proxy import TcpProxy
 from tests.waiting import wait_for
 
 
-def _batch(n: int, size: int = 5) -> dict:
+def _batch(cards: list[str]) -> dict:
     return {
         "feedback": [
-            {
-                "card": f"card-{n}-{i}",
-                "outcome": "overridden",
-                "outcomeTimestamp": "2026-11-24T10:00:00Z",
-            }
-            for i in range(size)
+            {"card": card, "outcome": "overridden", "outcomeTimestamp": "2026-11-24T10:00:00Z"}
+            for card in cards
         ]
     }
+
+
+def _issue(client: TestClient) -> list[str]:
+    call = client.post(
+        "/cds-services/lhs-order-sign", json=EXAMPLES["lhs-order-sign"](date.today())
+    )
+    assert call.status_code == 200  # the clinician is answered during an outage too
+    return [card["uuid"] for card in call.json()["cards"]]
 
 
 def test_postgres_killed_mid_stream_loses_no_feedback(postgres_url, tmp_path):
@@ -48,18 +52,15 @@ def test_postgres_killed_mid_stream_loses_no_feedback(postgres_url, tmp_path):
                 proxy.stop()  # the database disappears mid-stream
             if n == 20:
                 proxy.start()
-            response = client.post("/cds-services/lhs-order-sign/feedback", json=_batch(n))
+            shown = _issue(client)
+            response = client.post("/cds-services/lhs-order-sign/feedback", json=_batch(shown))
             statuses.append(response.status_code)
-            call = client.post(
-                "/cds-services/lhs-order-sign", json=EXAMPLES["lhs-order-sign"](date.today())
-            )
-            assert call.status_code == 200  # the clinician is answered during the outage too
-            cards.extend(c["uuid"] for c in call.json()["cards"])
+            cards.extend(shown)
         assert set(statuses) <= {200, 202}
         assert 202 in statuses[10:20]
         store = app.state.lhs.store
         wait_for(
-            lambda: store.counts()["feedback"] == 150 and app.state.lhs.spool.pending() == 0,
+            lambda: store.counts()["feedback"] == len(cards) and app.state.lhs.spool.pending() == 0,
             timeout=15,
         )
         assert store.counts()["issued_card"] == len(cards)
@@ -70,32 +71,45 @@ def test_sqlite_locked_spools_and_replays(tmp_path):
     app = app_factory(tmp_path)(sqlite_busy_timeout_ms=50, spool_drain_interval=0.2)
     database = tmp_path / "lhs.db"
     with TestClient(app) as client:
+        shown = [_issue(client) for _ in range(4)]
         blocker = sqlite3.connect(database, timeout=0)
         blocker.execute("BEGIN EXCLUSIVE")
         locked = [
-            client.post("/cds-services/lhs-order-sign/feedback", json=_batch(n)) for n in range(4)
+            client.post("/cds-services/lhs-order-sign/feedback", json=_batch(cards))
+            for cards in shown
         ]
         assert [r.status_code for r in locked] == [202] * 4
-        assert all(r.json()["spooled"] == 5 for r in locked)
+        assert [r.json()["spooled"] for r in locked] == [len(cards) for cards in shown]
         blocker.rollback()
         blocker.close()
-        wait_for(lambda: app.state.lhs.store.counts()["feedback"] == 20, timeout=15)
+        total = sum(len(cards) for cards in shown)
+        wait_for(lambda: app.state.lhs.store.counts()["feedback"] == total, timeout=15)
         assert app.state.lhs.spool.pending() == 0
 
 
 WRITER = textwrap.dedent(
     """
-    import sys, uuid
-    from cds_service.schemas import FeedbackItem
+    import sys
+    from datetime import UTC, datetime
+    from cds_service.schemas import Card, FeedbackItem, Source
     from cds_service.storage.db import create_db_engine
-    from cds_service.storage.repository import Store
+    from cds_service.storage.repository import IssuedCardInput, Store
+    from cds_service.storage.tables import Invocation
 
     store = Store(create_db_engine(sys.argv[1]))
     n = 0
     while True:
-        raw = [{"card": f"{sys.argv[2]}-{n}-{i}", "outcome": "accepted", "acceptedSuggestions": [{"id": "s"}],
-                "outcomeTimestamp": "2026-11-24T10:00:00Z"} for i in range(3)]
-        store.record_feedback("lhs-order-sign", [FeedbackItem.model_validate(r) for r in raw], raw)
+        cards = [Card(uuid=f"{sys.argv[2]}-{n}-{i}", summary="s", indicator="info",
+                      source=Source(label="x")) for i in range(3)]
+        store.record_invocation(
+            Invocation(hook_instance=f"{sys.argv[2]}-{n}", service_id="lhs-order-sign",
+                       hook="order-sign", patient_key="k" * 64, status_code=200,
+                       received_at=datetime.now(UTC)),
+            [IssuedCardInput(card, "rule-a", "1.0.0") for card in cards],
+        )
+        raw = [{"card": card.uuid, "outcome": "accepted", "acceptedSuggestions": [{"id": "s"}],
+                "outcomeTimestamp": "2026-11-24T10:00:00Z"} for card in cards]
+        store.record_feedback("", "lhs-order-sign", [FeedbackItem.model_validate(r) for r in raw], raw)
         print(n, flush=True)  # printed only after the transaction committed
         n += 1
     """

@@ -60,19 +60,22 @@ def app(tmp_path, database_url):
     ]
     for n, (hook, user, cards) in enumerate(calls):
         store.record_invocation(_call(n, hook, user, cards), cards)
-    shown = {c.summary: store.card(c.uuid).created_at for c in (a1, a2, b1)}
+    shown = {c.summary: store.card(c.uuid) for c in (a1, a2, b1)}
 
     def answer(card: Card, outcome: str, seconds: int, reason: dict | None = None) -> None:
         raw = {
             "card": card.uuid,
             "outcome": outcome,
-            "outcomeTimestamp": (shown[card.summary] + timedelta(seconds=seconds)).isoformat(),
+            "outcomeTimestamp": (
+                shown[card.summary].created_at + timedelta(seconds=seconds)
+            ).isoformat(),
         }
         if outcome == "accepted":
             raw["acceptedSuggestions"] = [{"id": card.suggestions[0].uuid}]
         if reason:
             raw["overrideReason"] = {"reason": reason}
-        store.record_feedback("lhs-patient-view", [FeedbackItem.model_validate(raw)], [raw])
+        service = shown[card.summary].service_id  # feedback goes to the service that showed it
+        store.record_feedback("", service, [FeedbackItem.model_validate(raw)], [raw])
 
     answer(a1, "accepted", 30)
     answer(

@@ -588,7 +588,7 @@ def test_retraining_on_served_predictions_is_gated_recorded_and_can_be_rolled_ba
             if outcome == "accepted":
                 raw["acceptedSuggestions"] = [{"id": card.suggestions[0].uuid}]
             store.record_feedback(
-                "lhs-encounter-discharge", [FeedbackItem.model_validate(raw)], [raw]
+                "", "lhs-encounter-discharge", [FeedbackItem.model_validate(raw)], [raw]
             )
     labels = {
         p.id: e.label

@@ -142,7 +142,7 @@ def _week_of_cards(store, weeks_ago: int, version: str, accepted: int, n: int, n
         for i, card in enumerate(cards)
     ]
     store.record_feedback(
-        "lhs-encounter-discharge", items, [i.model_dump(mode="json") for i in items]
+        "", "lhs-encounter-discharge", items, [i.model_dump(mode="json") for i in items]
     )
     with store.engine.begin() as connection:  # the cards were shown back then
         connection.execute(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import threading
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -61,7 +62,7 @@ def _feedback(card_uuid: str, **overrides) -> tuple[FeedbackItem, dict]:
 def test_migrations_match_the_models_and_are_idempotent(database_url):
     upgrade_database(database_url)
     upgrade_database(database_url)
-    assert current_revision(database_url) == head_revision() == "0011"
+    assert current_revision(database_url) == head_revision() == "0012"
     engine = create_db_engine(database_url)
     with engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
@@ -104,8 +105,8 @@ def test_feedback_is_idempotent_and_linked(store):
     card = _card()
     store.record_invocation(_invocation(), [IssuedCardInput(card, "rule-a", "1.0.0")])
     item, raw = _feedback(card.uuid)
-    first = store.record_feedback("lhs-order-sign", [item], [raw])
-    again = store.record_feedback("lhs-order-sign", [item, item], [raw, dict(raw)])
+    first = store.record_feedback("", "lhs-order-sign", [item], [raw])
+    again = store.record_feedback("", "lhs-order-sign", [item, item], [raw, dict(raw)])
     assert (first.stored, first.duplicates, first.unknown_cards) == (1, 0, [])
     assert (again.stored, again.duplicates) == (0, 2)
     (record,) = store.feedback_for_card(card.uuid)
@@ -134,7 +135,7 @@ def test_overrides_are_kept_by_patient_and_rule_and_rebuilt_by_the_migration(dat
         ),
         _feedback("never-issued"),
     ]
-    store.record_feedback("lhs-order-sign", [i for i, _ in items], [r for _, r in items])
+    store.record_feedback("", "lhs-order-sign", [i for i, _ in items], [r for _, r in items])
     when = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
     since = when - timedelta(days=1)
     expected = {("rule-a", "f-a", when)}
@@ -150,25 +151,45 @@ def test_overrides_are_kept_by_patient_and_rule_and_rebuilt_by_the_migration(dat
     engine.dispose()
 
 
-def test_feedback_on_unknown_cards_is_kept_unlinked(store):
-    item, raw = _feedback("not-ours")
-    outcome = store.record_feedback("lhs-order-sign", [item], [raw])
-    assert outcome.unknown_cards == ["not-ours"]
-    (record,) = store.feedback_for_card("not-ours")
-    assert record.issued_card_uuid is None
+def _issued(store: Store, count: int = 1, owner: str = "") -> list[str]:
+    """Uuids of cards issued (to ``owner``) by one lhs-order-sign call."""
+    cards = [_card(f"card {n}") for n in range(count)]
+    store.record_invocation(
+        _invocation(hook_instance=str(uuid.uuid4()), owner=owner),
+        [IssuedCardInput(card, "rule-a", "1.0.0") for card in cards],
+    )
+    return [card.uuid for card in cards]
+
+
+def test_feedback_on_cards_not_shown_to_the_sender_is_not_stored(store):
+    (theirs,) = _issued(store, owner="https://other-ehr.example")
+    items = [_feedback("never-issued"), _feedback(theirs)]
+    outcome = store.record_feedback(
+        "", "lhs-order-sign", [i for i, _ in items], [r for _, r in items]
+    )
+    assert (outcome.stored, outcome.duplicates) == (0, 0)
+    assert outcome.unknown_cards == sorted(["never-issued", theirs])
+    assert store.counts()["feedback"] == 0
+    item, raw = items[1]
+    owner = "https://other-ehr.example"
+    elsewhere = store.record_feedback(owner, "lhs-patient-view", [item], [raw])
+    assert elsewhere.unknown_cards == [theirs]  # shown by another service
+    assert store.record_feedback(owner, "lhs-order-sign", [item], [raw]).stored == 1
 
 
 def test_distinct_feedback_on_one_card_is_all_kept(store):
-    first = _feedback("c1")
-    later = _feedback("c1", outcomeTimestamp="2026-11-24T11:00:00Z")
-    store.record_feedback("lhs-order-sign", [first[0], later[0]], [first[1], later[1]])
-    assert len(store.feedback_for_card("c1")) == 2
+    (card,) = _issued(store)
+    first = _feedback(card)
+    later = _feedback(card, outcomeTimestamp="2026-11-24T11:00:00Z")
+    store.record_feedback("", "lhs-order-sign", [first[0], later[0]], [first[1], later[1]])
+    assert len(store.feedback_for_card(card)) == 2
 
 
 def test_timestamps_round_trip_as_utc(store):
-    item, raw = _feedback("c2", outcomeTimestamp="2026-11-24T12:00:00+02:00")
-    store.record_feedback("lhs-order-sign", [item], [raw])
-    (record,) = store.feedback_for_card("c2")
+    (card,) = _issued(store)
+    item, raw = _feedback(card, outcomeTimestamp="2026-11-24T12:00:00+02:00")
+    store.record_feedback("", "lhs-order-sign", [item], [raw])
+    (record,) = store.feedback_for_card(card)
     assert record.outcome_timestamp == datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
     assert record.outcome_timestamp.utcoffset() == timedelta(0)
     assert record.outcome_timestamp == datetime(
@@ -178,12 +199,13 @@ def test_timestamps_round_trip_as_utc(store):
 
 def test_concurrent_writers_lose_nothing(store):
     errors: list[BaseException] = []
+    cards = _issued(store, 100)
 
     def write(worker: int) -> None:
         try:
             for n in range(25):
-                item, raw = _feedback(f"card-{worker}-{n}")
-                store.record_feedback("lhs-order-sign", [item], [raw])
+                item, raw = _feedback(cards[worker * 25 + n])
+                store.record_feedback("", "lhs-order-sign", [item], [raw])
         except BaseException as error:  # surfaced below
             errors.append(error)
 
@@ -194,6 +216,16 @@ def test_concurrent_writers_lose_nothing(store):
         thread.join()
     assert errors == []
     assert store.counts()["feedback"] == 100
+
+
+def test_the_sqlite_database_is_readable_by_its_owner_only(tmp_path):
+    url = f"sqlite:///{tmp_path / 'data' / 'lhs.db'}"
+    upgrade_database(url)
+    for name in ("lhs.db", "lhs.db-wal", "lhs.db-shm"):
+        path = tmp_path / "data" / name
+        if path.exists():  # WAL files exist while a connection is open
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, name
+    assert stat.S_IMODE((tmp_path / "data" / "lhs.db").stat().st_mode) == 0o600
 
 
 def test_pseudonyms_are_keyed_and_stable(tmp_path):
@@ -353,7 +385,11 @@ def test_a_call_counts_as_acted_on_when_any_of_its_cards_was_accepted(store):
         lace = _card("LACE 15")
         ids.append(
             store.record_invocation(
-                _invocation(hook_instance=f"call-{n}", hook="encounter-discharge"),
+                _invocation(
+                    hook_instance=f"call-{n}",
+                    service_id="lhs-encounter-discharge",
+                    hook="encounter-discharge",
+                ),
                 [IssuedCardInput(lace, "lace-readmission-risk", "1.1.0")],
                 [
                     PredictionInput(
@@ -367,7 +403,7 @@ def test_a_call_counts_as_acted_on_when_any_of_its_cards_was_accepted(store):
             "acceptedSuggestions": [{"id": lace.suggestions[0].uuid}],
         }
         item, raw = _feedback(lace.uuid, **(overrides if accepted else {}))
-        store.record_feedback("lhs-encounter-discharge", [item], [raw])
+        store.record_feedback("", "lhs-encounter-discharge", [item], [raw])
     assert store.accepted_invocations(ids) == {ids[0]}
     store.set_labels({p.id: 0 for p in store.predictions("lhs-readmission-30d")})
     groups = sorted(e.feedback for e in served_examples(store, READMISSION_30D))

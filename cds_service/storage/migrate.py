@@ -7,6 +7,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine
 
 from cds_service.storage.db import create_db_engine
 
@@ -30,6 +31,22 @@ def head_revision() -> str | None:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config("")).get_current_head()
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The migration the database is at (None: never migrated)."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def schema_problem(engine: Engine) -> str | None:
+    """Why this code cannot store into the database, or None when its schema is current."""
+    current, head = schema_revision(engine), head_revision()
+    if current == head:
+        return None
+    if current is None:
+        return f"the database was never migrated (run `lhs db upgrade` to reach {head})"
+    return f"the database schema is at {current}, this code needs {head} (run `lhs db upgrade`)"
 
 
 def current_revision(url: str) -> str | None:

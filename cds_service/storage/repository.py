@@ -182,6 +182,7 @@ class Store:
                     "patient_key": invocation.patient_key,
                     "inputs": dict(issued.inputs),
                     "fingerprint": issued.fingerprint,
+                    "owner": invocation.owner,
                 }
                 for invocation_id, (invocation, cards, *_) in zip(ids, calls, strict=True)
                 for issued in cards
@@ -203,6 +204,7 @@ class Store:
                     "predicted_at": now,
                     "prediction_time": p.prediction_time,
                     "horizon_days": p.horizon_days,
+                    "owner": invocation.owner,
                 }
                 for invocation_id, (invocation, _, predictions, *_) in zip(ids, calls, strict=True)
                 for p in predictions
@@ -245,9 +247,18 @@ class Store:
         return ids
 
     def record_feedback(
-        self, service_id: str, items: Sequence[FeedbackItem], raw_items: Sequence[Any]
+        self,
+        owner: str,
+        service_id: str,
+        items: Sequence[FeedbackItem],
+        raw_items: Sequence[Any],
     ) -> FeedbackOutcome:
-        """Store feedback items once each; items on cards we never issued are kept too."""
+        """Store once each the items on cards this service showed ``owner``.
+
+        Items naming any other card (never issued, issued by another service, or shown to
+        another client) are not stored: they are returned as unknown, so that nobody can
+        write into the learning data about cards they were not shown.
+        """
         if not items:
             return FeedbackOutcome(0, 0)
         card_uuids = {item.card for item in items}
@@ -260,12 +271,18 @@ class Store:
                         IssuedCard.patient_key,
                         IssuedCard.rule_id,
                         IssuedCard.fingerprint,
-                    ).where(col(IssuedCard.uuid).in_(card_uuids))
+                    ).where(
+                        col(IssuedCard.uuid).in_(card_uuids),
+                        IssuedCard.owner == owner,
+                        IssuedCard.service_id == service_id,
+                    )
                 )
             }
             stored = 0
             received_at = utcnow()
             for item, raw in zip(items, raw_items, strict=True):
+                if item.card not in known:
+                    continue
                 reason = item.overrideReason.reason if item.overrideReason else None
                 timestamp = item.outcomeTimestamp
                 if timestamp.tzinfo is None:
@@ -274,7 +291,7 @@ class Store:
                     "dedupe_key": feedback_dedupe_key(service_id, raw),
                     "service_id": service_id,
                     "card_uuid": item.card,
-                    "issued_card_uuid": item.card if item.card in known else None,
+                    "issued_card_uuid": item.card,
                     "outcome": item.outcome,
                     "accepted_suggestions": [s.id for s in item.acceptedSuggestions or ()],
                     "override_reason_system": reason.system if reason else None,
@@ -286,6 +303,7 @@ class Store:
                     "outcome_timestamp": timestamp,
                     "received_at": received_at,
                     "raw": raw,
+                    "owner": owner,
                 }
                 statement = (
                     self._insert(FeedbackRecord)
@@ -296,7 +314,7 @@ class Store:
                 # A row comes back only when the item was new (rowcount is not reliable here).
                 new = session.connection().execute(statement).first()
                 stored += new is not None
-                if new is not None and item.outcome == "overridden" and item.card in known:
+                if new is not None and item.outcome == "overridden":
                     patient, rule, fingerprint = known[item.card]
                     session.add(
                         CardOverride(
@@ -308,10 +326,11 @@ class Store:
                         )
                     )
             session.commit()
+        unknown = sorted(card_uuids - known.keys())
         return FeedbackOutcome(
             stored=stored,
-            duplicates=len(items) - stored,
-            unknown_cards=sorted(card_uuids - known.keys()),
+            duplicates=sum(item.card in known for item in items) - stored,
+            unknown_cards=unknown,
         )
 
     def claim_jtis(self, claims: Sequence[tuple[str, datetime]]) -> list[bool]:
@@ -622,10 +641,15 @@ class Store:
             return list(session.exec(query.order_by(col(PredictionRecord.prediction_time))))
 
     def card_feedback_rows(
-        self, since: datetime, until: datetime, rule_id: str | None = None
+        self,
+        since: datetime,
+        until: datetime,
+        rule_id: str | None = None,
+        *,
+        owner: str | None = None,
     ) -> list[CardRow]:
-        """Every card shown in [since, until) (of one rule, if given) with its call's hook and
-        user and its latest feedback."""
+        """Every card shown in [since, until) (of one rule, to one owner, if given) with its
+        call's hook and user and its latest feedback."""
         cards = (
             select(IssuedCard, Invocation.hook, Invocation.user_reference)
             .join(Invocation, col(Invocation.id) == col(IssuedCard.invocation_id))
@@ -633,6 +657,8 @@ class Store:
         )
         if rule_id is not None:
             cards = cards.where(IssuedCard.rule_id == rule_id)
+        if owner is not None:
+            cards = cards.where(IssuedCard.owner == owner)
         with Session(self.engine) as session:
             shown = list(session.exec(cards))
             uuids = [card.uuid for card, _, _ in shown]
@@ -668,13 +694,18 @@ class Store:
             )
         return rows
 
-    def cards_per_call(self, since: datetime, until: datetime) -> dict[str, list[int]]:
-        """Cards returned by each answered call in [since, until), per hook."""
+    def cards_per_call(
+        self, since: datetime, until: datetime, *, owner: str | None = None
+    ) -> dict[str, list[int]]:
+        """Cards returned by each answered call in [since, until) (of one owner, if given),
+        per hook."""
         query = select(Invocation.hook, Invocation.card_count).where(
             col(Invocation.received_at) >= since,
             col(Invocation.received_at) < until,
             col(Invocation.status_code) == 200,
         )
+        if owner is not None:
+            query = query.where(Invocation.owner == owner)
         found: dict[str, list[int]] = {}
         with Session(self.engine) as session:
             for hook, count in session.exec(query):

@@ -62,6 +62,9 @@ class Invocation(SQLModel, table=True):
     prefetch_fetched: list[str] = _json_column()
     prefetch_unavailable: list[str] = _json_column()
     records_skipped: int = 0
+    owner: str = Field(default="", index=True, max_length=512)
+    """The CDS client that made the call (``iss``, with ``#tenant`` when the client has tenants);
+    "" when authentication is off."""
 
 
 class IssuedCard(SQLModel, table=True):
@@ -83,6 +86,9 @@ class IssuedCard(SQLModel, table=True):
     inputs: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     """The patient values that triggered the card (for explanation and audit)."""
     fingerprint: str = Field(default="", max_length=64)
+    owner: str = Field(default="", index=True, max_length=512)
+    """The CDS client that was shown the card (``iss``, with ``#tenant`` when the client has tenants);
+    "" when authentication is off."""
 
 
 class FeedbackRecord(SQLModel, table=True):
@@ -104,6 +110,9 @@ class FeedbackRecord(SQLModel, table=True):
     outcome_timestamp: datetime = _utc_column()
     received_at: datetime = _utc_column()
     raw: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    owner: str = Field(default="", index=True, max_length=512)
+    """The CDS client that sent the feedback (``iss``, with ``#tenant`` when the client has tenants);
+    "" when authentication is off."""
 
 
 class CardOverride(SQLModel, table=True):
@@ -190,13 +199,17 @@ class PredictionRecord(SQLModel, table=True):
     labelled_at: datetime | None = Field(
         default=None, sa_column=Column(UTCDateTime(), nullable=True)
     )
+    owner: str = Field(default="", index=True, max_length=512)
+    """The CDS client that made the call predicted on (``iss``, with ``#tenant`` when the client has tenants);
+    "" when authentication is off."""
 
 
 class OutcomeEvent(SQLModel, table=True):
     """A clinical event fed in after the fact (outcomes endpoint or ``lhs sync``), minimised.
 
-    ``resource_key`` (a keyed hash of the FHIR server and resource id) makes a re-sent
-    resource replace its earlier version; nothing here identifies the patient.
+    ``resource_key`` (a keyed hash of the sending client, the FHIR server and the resource
+    id) makes a re-sent resource replace its earlier version, and only the client's own;
+    nothing here identifies the patient.
     """
 
     __tablename__ = "outcome_event"
@@ -222,6 +235,9 @@ class OutcomeEvent(SQLModel, table=True):
     """Patient rows: the coarse area of residence (HIPAA Safe Harbor ZIP3)."""
     birth_year: int | None = None
     """Patient rows: the year of birth."""
+    owner: str = Field(default="", index=True, max_length=512)
+    """The CDS client that fed the outcome in (``iss``, with ``#tenant`` when the client has tenants);
+    "" when authentication is off."""
 
 
 class ModelDecision(SQLModel, table=True):

@@ -1,0 +1,230 @@
+"""Clients kept apart: two EHRs and an informatician against one service, on SQLite and
+PostgreSQL. Each client reads and answers only what it was shown; fhirServer is reached only
+when it is registered for the caller; requests cannot steer redirects or exhaust the parser."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import date
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from fastapi.testclient import TestClient
+from sqlmodel import Session, select
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from cds_service.auth import ClientRegistration, ClientRegistry
+from cds_service.examples import EXAMPLES
+from cds_service.storage.tables import FeedbackRecord, Invocation, IssuedCard, OutcomeEvent
+from tests.live_server import serve
+from tests.service_app import app_factory
+from tests.test_auth import public_jwk
+
+BASE = "http://testserver"
+TODAY = date.today()
+EHR_A, EHR_B, INFORMATICIAN = (
+    "https://ehr-a.example.org",
+    "https://ehr-b.example.org",
+    "https://quality.example.org",
+)
+KEYS = {iss: ec.generate_private_key(ec.SECP384R1()) for iss in (EHR_A, EHR_B, INFORMATICIAN)}
+
+
+class FhirServer:
+    """A FHIR server outside us, over real HTTP, counting every request it gets."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+
+    async def answer(self, request: Request) -> JSONResponse:
+        self.requests += 1
+        if request.url.path.endswith("/Patient/example"):
+            return JSONResponse({"resourceType": "Patient", "id": "example", "gender": "male"})
+        return JSONResponse({"resourceType": "Bundle", "type": "searchset", "entry": []})
+
+
+@pytest.fixture
+def fhir() -> Iterator[tuple[FhirServer, str]]:
+    server = FhirServer()
+    app = Starlette(routes=[Route("/fhir/{path:path}", server.answer)])
+    with serve(app) as url:
+        yield server, f"{url}/fhir"
+
+
+@pytest.fixture
+def client(tmp_path, database_url, fhir) -> Iterator[TestClient]:
+    _, fhir_url = fhir
+    registry = ClientRegistry(tmp_path / "clients.json")
+    for iss in KEYS:
+        registry.clients[iss] = ClientRegistration(
+            iss=iss,
+            jwks={"keys": [public_jwk(KEYS[iss], "k1", "ES384")]},
+            fhir_servers=[fhir_url] if iss == EHR_A else [],
+            informatician=iss == INFORMATICIAN,
+        )
+    registry.save()
+    app = app_factory(tmp_path)(database_url, auth="on", public_base_url=BASE)
+    with TestClient(app, base_url=BASE) as test_client:
+        yield test_client
+
+
+def as_client(iss: str, path: str) -> dict[str, str]:
+    now = int(time.time())
+    claims = {"iss": iss, "aud": BASE + path, "iat": now, "exp": now + 300}
+    signed = jwt.encode(
+        claims | {"jti": str(uuid.uuid4())}, KEYS[iss], algorithm="ES384", headers={"kid": "k1"}
+    )
+    return {"Authorization": f"Bearer {signed}"}
+
+
+def call(client: TestClient, iss: str, method: str, path: str, **kwargs: Any) -> Any:
+    return client.request(method, path, headers=as_client(iss, path.split("?")[0]), **kwargs)
+
+
+def issue_card(client: TestClient, iss: str) -> dict[str, Any]:
+    path = "/cds-services/lhs-order-sign"
+    response = call(client, iss, "POST", path, json=EXAMPLES["lhs-order-sign"](TODAY))
+    assert response.status_code == 200, response.text
+    return response.json()["cards"][0]
+
+
+def overridden(card: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "feedback": [
+            {
+                "card": card["uuid"],
+                "outcome": "overridden",
+                "outcomeTimestamp": "2026-12-04T10:00:00Z",
+            }
+        ]
+    }
+
+
+def test_every_row_of_a_call_is_owned_by_the_client_that_made_it(client):
+    card = issue_card(client, EHR_A)
+    call(client, EHR_A, "POST", "/cds-services/lhs-order-sign/feedback", json=overridden(card))
+    with Session(client.app.state.lhs.store.engine) as session:
+        assert {i.owner for i in session.exec(select(Invocation))} == {EHR_A}
+        assert {c.owner for c in session.exec(select(IssuedCard))} == {EHR_A}
+        assert [f.owner for f in session.exec(select(FeedbackRecord))] == [EHR_A]
+
+
+def test_explanations_are_read_by_their_owner_and_informaticians_only(client):
+    card = issue_card(client, EHR_A)
+    path = f"/cards/{card['uuid']}/explanation"
+    assert call(client, EHR_A, "GET", path).json()["card"] == card["uuid"]
+    other = call(client, EHR_B, "GET", path)
+    assert other.status_code == 404  # the same answer as for a card that does not exist
+    assert "inputs" not in other.json()
+    assert call(client, INFORMATICIAN, "GET", path).json()["inputs"]
+
+
+def test_feedback_on_another_clients_card_is_not_stored(client):
+    card = issue_card(client, EHR_A)
+    path = "/cds-services/lhs-order-sign/feedback"
+    response = call(client, EHR_B, "POST", path, json=overridden(card))
+    assert response.status_code == 200
+    assert response.json() == {"stored": 0, "duplicates": 0, "unknownCards": [card["uuid"]]}
+    with Session(client.app.state.lhs.store.engine) as session:
+        assert session.exec(select(FeedbackRecord)).all() == []
+    mine = call(client, EHR_A, "POST", path, json=overridden(card))
+    assert mine.json() == {"stored": 1, "duplicates": 0, "unknownCards": []}
+    assert "lhs_feedback_unknown_cards_total 1.0" in client.get("/metrics").text
+
+
+def test_analytics_count_only_the_callers_cards_unless_informatician(client):
+    issue_card(client, EHR_A)
+    issue_card(client, EHR_A)
+    issue_card(client, EHR_B)
+
+    def shown(iss: str) -> int:
+        return call(client, iss, "GET", "/analytics/feedback").json()["overall"]["shown"]
+
+    a, b, everyone = shown(EHR_A), shown(EHR_B), shown(INFORMATICIAN)
+    assert a > b > 0
+    assert everyone == a + b
+
+
+def test_outcomes_of_one_client_never_replace_another_clients(client, fhir):
+    _, fhir_url = fhir
+    encounter = {
+        "resourceType": "Encounter",
+        "id": "enc-1",
+        "status": "finished",
+        "class": {"code": "IMP"},
+        "subject": {"reference": "Patient/example"},
+    }
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": encounter}]}
+    assert call(client, EHR_A, "POST", "/outcomes", json=bundle).json()["stored"] == 1
+    assert call(client, EHR_B, "POST", "/outcomes", json=bundle).json()["stored"] == 1
+    with Session(client.app.state.lhs.store.engine) as session:
+        owners = sorted(e.owner for e in session.exec(select(OutcomeEvent)))
+    assert owners == [EHR_A, EHR_B]
+    # Outcomes link to the patients of the FHIR server named: only the client's own.
+    refused = call(client, EHR_B, "POST", f"/outcomes?fhirServer={fhir_url}", json=bundle)
+    assert refused.status_code == 403
+    assert refused.json()["details"] == [
+        {"field": "fhirServer", "message": "not registered for this client"}
+    ]
+    mine = call(client, EHR_A, "POST", f"/outcomes?fhirServer={fhir_url}", json=bundle)
+    assert mine.status_code == 200
+
+
+def hook_call(fhir_url: str) -> dict[str, Any]:
+    return {
+        "hook": "patient-view",
+        "hookInstance": str(uuid.uuid4()),
+        "fhirServer": fhir_url,
+        "fhirAuthorization": {
+            "access_token": "the-ehrs-token",
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "scope": "patient/*.read",
+            "subject": "lhs",
+        },
+        "context": {"userId": "Practitioner/1", "patientId": "example"},
+    }
+
+
+def test_an_unregistered_fhir_server_is_412_without_any_connection(client, fhir):
+    server, fhir_url = fhir
+    path = "/cds-services/lhs-patient-view"
+    refused = call(client, EHR_B, "POST", path, json=hook_call(fhir_url))
+    assert refused.status_code == 412
+    assert refused.json()["details"] == [
+        {"field": "fhirServer", "message": "not registered for this client"}
+    ]
+    assert server.requests == 0
+    # The same URL with a trailing slash is the same registered server.
+    allowed = call(client, EHR_A, "POST", path, json=hook_call(fhir_url + "/"))
+    assert allowed.status_code == 200, allowed.text
+    assert server.requests > 0
+
+
+def test_no_redirect_is_built_from_the_host_header(client):
+    path = "/cds-services/lhs-order-sign/"
+    response = client.post(
+        path,
+        headers=as_client(EHR_A, path) | {"Host": "evil.example"},
+        json=EXAMPLES["lhs-order-sign"](TODAY),
+        follow_redirects=False,
+    )
+    assert response.status_code in (401, 404)
+    assert "location" not in response.headers
+
+
+def test_oversized_headers_are_refused_before_the_token_is_read(client):
+    huge = {"Authorization": "Bearer " + "a" * 1_000_000}
+    response = client.get("/cds-services", headers=huge)
+    assert response.status_code == 431
+    assert response.json()["error"] == "request_header_fields_too_large"
+    long_token = {"Authorization": "Bearer " + "a" * 10_000}
+    assert client.get("/cds-services", headers=long_token).status_code == 401
+    assert 'reason="token_too_large"' in client.get("/metrics").text
