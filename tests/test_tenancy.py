@@ -4,6 +4,7 @@ when it is registered for the caller; requests cannot steer redirects or exhaust
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,8 +20,10 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from typer.testing import CliRunner
 
 from cds_service.auth import ClientRegistration, ClientRegistry
+from cds_service.cli import app as cli
 from cds_service.examples import EXAMPLES
 from cds_service.storage.tables import FeedbackRecord, Invocation, IssuedCard, OutcomeEvent
 from tests.live_server import serve
@@ -228,3 +231,25 @@ def test_oversized_headers_are_refused_before_the_token_is_read(client):
     long_token = {"Authorization": "Bearer " + "a" * 10_000}
     assert client.get("/cds-services", headers=long_token).status_code == 401
     assert 'reason="token_too_large"' in client.get("/metrics").text
+
+
+def test_clients_are_registered_with_their_fhir_servers_and_role(tmp_path):
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps({"keys": [public_jwk(KEYS[EHR_A], "k1", "ES384")]}))
+    registry = tmp_path / "clients.json"
+    common = ["--jwks-file", str(jwks), "--registry", str(registry)]
+    runner = CliRunner()
+    added = runner.invoke(
+        cli, ["clients", "add", EHR_A, *common, "--fhir-server", "https://ehr-a.example.org/fhir/"]
+    )
+    assert added.exit_code == 0, added.output
+    assert (
+        runner.invoke(cli, ["clients", "add", INFORMATICIAN, *common, "--informatician"]).exit_code
+        == 0
+    )
+    loaded = ClientRegistry.load(registry)
+    assert loaded.clients[EHR_A].fhir_servers == ["https://ehr-a.example.org/fhir"]
+    assert not loaded.clients[EHR_A].informatician
+    assert loaded.clients[INFORMATICIAN].informatician
+    listed = runner.invoke(cli, ["clients", "list", "--registry", str(registry)]).output
+    assert "fhir_servers=https://ehr-a.example.org/fhir" in listed and "informatician" in listed
