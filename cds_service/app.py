@@ -39,6 +39,7 @@ from cds_service.invocation import (
     Service,
     run_service,
 )
+from cds_service.lease import job_lease
 from cds_service.limits import RequestLimitsMiddleware
 from cds_service.observability import Metrics, RequestContextMiddleware, hook_instance_var
 from cds_service.outcomes import NotABundle, parse_outcomes
@@ -289,12 +290,19 @@ def _lifespan(state: AppState) -> Callable[[FastAPI], AbstractAsyncContextManage
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Jobs over the shared store run in one process of the deployment at a time.
+        lease = job_lease(state.store.engine, state.settings.data_dir)
+
+        async def holds_lease() -> bool:
+            return await run_in_threadpool(lease.try_acquire)
+
         async def drain_forever() -> None:
             while True:
                 await _refresh_knowledge(state)
-                replayed = await run_in_threadpool(state.spool.drain, state.store)
-                if replayed:
-                    logger.info("replayed %d spooled records", replayed)
+                if await holds_lease():
+                    replayed = await run_in_threadpool(state.spool.drain, state.store)
+                    if replayed:
+                        logger.info("replayed %d spooled records", replayed)
                 state.metrics.spooled_feedback.set(await run_in_threadpool(state.spool.pending))
                 await asyncio.sleep(state.settings.spool_drain_interval)
 
@@ -320,6 +328,8 @@ def _lifespan(state: AppState) -> Callable[[FastAPI], AbstractAsyncContextManage
             syndromes = state.library.knowledge.syndromes
             while True:
                 await asyncio.sleep(state.settings.surveillance_interval_seconds)
+                if not await holds_lease():
+                    continue
                 try:
                     run = await run_in_threadpool(
                         lambda: detect(
@@ -333,6 +343,9 @@ def _lifespan(state: AppState) -> Callable[[FastAPI], AbstractAsyncContextManage
 
         async def label_closed_windows() -> None:
             while True:
+                if not await holds_lease():
+                    await asyncio.sleep(state.settings.label_interval_seconds)
+                    continue
                 try:
                     counts = await run_in_threadpool(
                         label_predictions, state.store, datetime.now(UTC)
@@ -360,6 +373,7 @@ def _lifespan(state: AppState) -> Callable[[FastAPI], AbstractAsyncContextManage
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await run_in_threadpool(lease.release)
 
     return lifespan
 
