@@ -407,6 +407,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     401: _UNAUTHORIZED_RESPONSE,
     413: {"model": ErrorResponse, "description": "The body is larger than LHS_MAX_BODY_BYTES."},
     415: {"model": ErrorResponse, "description": "The body is not JSON."},
+    431: {"model": ErrorResponse, "description": "The request headers exceed 16 KB."},
 }
 
 
@@ -456,7 +457,10 @@ def _add_routes(app: FastAPI, state: AppState) -> None:
         dependencies=protected,
         responses={
             **_ERRORS,
-            412: {"model": ErrorResponse, "description": "Required FHIR data unavailable."},
+            412: {
+                "model": ErrorResponse,
+                "description": "Required FHIR data unavailable, or fhirServer not registered for this client.",
+            },
         },
     )
     async def call_service(
