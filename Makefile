@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export LHS_DATA_DIR ?= data
 
-.PHONY: install run db models mlflow demo test lint format lock clean bench
+.PHONY: install run db models mlflow demo test lint format lock clean bench soak wrk
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,7 +55,14 @@ lock:  ## re-resolve requirements.lock from pyproject.toml in a scratch venv
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
 
-bench: install  ## throughput and latency against a bare FastAPI app, then model scoring cost (needs ../shared)
+wrk:  # the external load generator of `make bench` (Debian package)
+	@command -v wrk >/dev/null || apt-get install -y wrk >/dev/null || sudo apt-get install -y wrk >/dev/null
+
+bench: install wrk  ## every hook against a bare FastAPI+orjson app under wrk, JWT cost, model scoring cost (needs ../shared)
+	$(BIN)/python -m bench.hooks $(HOOKS_ARGS)
 	$(BIN)/python -m bench.bench $(BENCH_ARGS)
 	$(BIN)/python -m bench.scoring
 	$(BIN)/python -m bench.surveillance
+
+soak: install  ## 10 minutes of mixed hooks, feedback and analytics at a fixed rate: memory, descriptors, p99 per minute
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
