@@ -180,7 +180,7 @@ class MedicationIndex:
         products: dict[str, frozenset[str]] = {}
         for path in sorted(folder.glob("*.yaml")):
             data = IngredientMapFile.model_validate(
-                yaml.safe_load(path.read_text(encoding="utf-8"))
+                yaml.load(path.read_text(encoding="utf-8"), _Loader)
             )
             for ingredient in data.ingredients:
                 _merge(names, ingredient.rxcui, ingredient.name, path)

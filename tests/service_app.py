@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,15 @@ from fastapi import FastAPI
 from cds_service.app import create_app
 from cds_service.config import Settings
 from cds_service.storage.migrate import upgrade_database
+from knowledge.library import KnowledgeLibrary, load_library
 
 AppFactory = Callable[..., FastAPI]
+
+
+@cache
+def shipped_library() -> KnowledgeLibrary:
+    """The shipped knowledge library, loaded once for the session (it is never modified)."""
+    return load_library()
 
 
 def app_factory(data_dir: Path) -> AppFactory:
@@ -23,6 +31,7 @@ def app_factory(data_dir: Path) -> AppFactory:
             data_dir=data_dir, database_url=database_url, pseudonym_key="test-secret", **settings
         )
         upgrade_database(config.resolved_database_url)
-        return create_app(config)
+        shipped = "knowledge_dir" not in settings
+        return create_app(config, library=shipped_library() if shipped else None)
 
     return make

@@ -91,7 +91,9 @@ def test_request_ids_are_returned_and_propagated(tmp_path):
 
 def test_metrics_count_cards_feedback_and_fetch_errors(tmp_path):
     with TestClient(app_factory(tmp_path)()) as client:
-        client.post("/cds-services/lhs-order-sign", json=EXAMPLES["lhs-order-sign"](date.today()))
+        shown = client.post(
+            "/cds-services/lhs-order-sign", json=EXAMPLES["lhs-order-sign"](date.today())
+        ).json()["cards"][0]
         failing = EXAMPLES["lhs-order-sign"](date.today())
         del failing["prefetch"]["allergies"]
         failing["fhirServer"] = "http://127.0.0.1:9/fhir"
@@ -101,10 +103,15 @@ def test_metrics_count_cards_feedback_and_fetch_errors(tmp_path):
             json={
                 "feedback": [
                     {
-                        "card": "c",
+                        "card": shown["uuid"],
                         "outcome": "overridden",
                         "outcomeTimestamp": "2026-11-24T10:00:00Z",
-                    }
+                    },
+                    {
+                        "card": "never-shown",
+                        "outcome": "overridden",
+                        "outcomeTimestamp": "2026-11-24T10:00:00Z",
+                    },
                 ]
             },
         )
@@ -115,6 +122,7 @@ def test_metrics_count_cards_feedback_and_fetch_errors(tmp_path):
         in metrics
     )
     assert 'lhs_feedback_total{outcome="overridden",service="lhs-order-sign"} 1.0' in metrics
+    assert "lhs_feedback_unknown_cards_total 1.0" in metrics
     assert 'lhs_fhir_fetch_errors_total{reason="transport"} 1.0' in metrics
     assert (
         'lhs_request_duration_seconds_count{route="/cds-services/{service_id}",service="lhs-order-sign",status="200"} 2.0'
@@ -128,7 +136,8 @@ def test_readiness_reports_the_database(tmp_path):
     with TestClient(app) as client:
         assert client.get("/readyz").json() == {
             "status": "ready",
-            "checks": {"database": "ok", "knowledge": "ok"},
+            "checks": {"database": "ok", "schema": "ok", "spool": "ok", "knowledge": "ok"},
+            "spooled": 0,
             # No model is registered in this data folder: reported, and the rules still serve.
             "models": {
                 "lhs-readmission-30d": {
