@@ -649,47 +649,64 @@ class Store:
         owner: str | None = None,
     ) -> list[CardRow]:
         """Every card shown in [since, until) (of one rule, to one owner, if given) with its
-        call's hook and user and its latest feedback."""
-        cards = (
-            select(IssuedCard, Invocation.hook, Invocation.user_reference)
-            .join(Invocation, col(Invocation.id) == col(IssuedCard.invocation_id))
-            .where(col(IssuedCard.created_at) >= since, col(IssuedCard.created_at) < until)
-        )
+        call's hook and user and its latest feedback.
+
+        Only the columns the rows need are read (never the stored card or its inputs), and
+        the feedback of the whole window comes in one query: analytics windows hold tens of
+        thousands of cards.
+        """
+        window = [col(IssuedCard.created_at) >= since, col(IssuedCard.created_at) < until]
         if rule_id is not None:
-            cards = cards.where(IssuedCard.rule_id == rule_id)
+            window.append(IssuedCard.rule_id == rule_id)
         if owner is not None:
-            cards = cards.where(IssuedCard.owner == owner)
+            window.append(IssuedCard.owner == owner)
+        cards = (
+            select(
+                IssuedCard.uuid,
+                IssuedCard.rule_id,
+                IssuedCard.rule_version,
+                IssuedCard.indicator,
+                IssuedCard.created_at,
+                IssuedCard.patient_key,
+                Invocation.hook,
+                Invocation.user_reference,
+            )
+            .join(Invocation, col(Invocation.id) == col(IssuedCard.invocation_id))
+            .where(*window)
+        )
+        answers = (
+            select(
+                FeedbackRecord.issued_card_uuid,
+                FeedbackRecord.outcome,
+                FeedbackRecord.override_reason_display,
+                FeedbackRecord.override_reason_code,
+                FeedbackRecord.outcome_timestamp,
+                FeedbackRecord.user_comment,
+            )
+            .join(IssuedCard, col(IssuedCard.uuid) == col(FeedbackRecord.issued_card_uuid))
+            .where(*window)
+            .order_by(col(FeedbackRecord.outcome_timestamp))
+        )
         with Session(self.engine) as session:
-            shown = list(session.exec(cards))
-            uuids = [card.uuid for card, _, _ in shown]
-            latest: dict[str, FeedbackRecord] = {}
-            for start in range(0, len(uuids), 500):
-                query = (
-                    select(FeedbackRecord)
-                    .where(col(FeedbackRecord.issued_card_uuid).in_(uuids[start : start + 500]))
-                    .order_by(col(FeedbackRecord.outcome_timestamp))
-                )
-                for item in session.exec(query):
-                    latest[item.issued_card_uuid] = item  # type: ignore[index]
+            shown = session.exec(cards).all()
+            latest = {answer[0]: answer for answer in session.exec(answers)}  # the last one wins
         rows = []
-        for card, hook, user in shown:
-            answer = latest.get(card.uuid)
+        for uuid, rule, version, indicator, created_at, patient, hook, user in shown:
+            answer = latest.get(uuid)
             rows.append(
                 CardRow(
-                    rule_id=card.rule_id,
-                    rule_version=card.rule_version,
+                    rule_id=rule,
+                    rule_version=version,
                     hook=hook,
-                    indicator=card.indicator,
+                    indicator=indicator,
                     user_role=(user or "unknown").split("/", 1)[0],
-                    shown_at=card.created_at,
-                    outcome=answer.outcome if answer else None,
-                    override_reason=(answer.override_reason_display or answer.override_reason_code)
-                    if answer
-                    else None,
-                    answered_at=answer.outcome_timestamp if answer else None,
-                    override_code=answer.override_reason_code if answer else None,
-                    comment=answer.user_comment if answer else None,
-                    patient_key=card.patient_key,
+                    shown_at=created_at,
+                    outcome=answer[1] if answer else None,
+                    override_reason=(answer[2] or answer[3]) if answer else None,
+                    answered_at=answer[4] if answer else None,
+                    override_code=answer[3] if answer else None,
+                    comment=answer[5] if answer else None,
+                    patient_key=patient,
                 )
             )
         return rows

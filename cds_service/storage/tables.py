@@ -81,7 +81,7 @@ class IssuedCard(SQLModel, table=True):
     summary: str = Field(max_length=256)
     card: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     suggestion_uuids: list[str] = _json_column()
-    created_at: datetime = _utc_column()
+    created_at: datetime = _utc_column(index=True)
     patient_key: str = Field(default="", index=True, max_length=64)
     inputs: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     """The patient values that triggered the card (for explanation and audit)."""
