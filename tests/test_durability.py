@@ -151,3 +151,26 @@ def test_killed_writer_loses_no_committed_feedback_and_leaves_no_half_rows(datab
     assert all(n in batches for n in range(last_committed + 1))
     assert set(batches.values()) == {3}
     assert all(card.startswith(run) for card in cards)
+
+
+def test_feedback_on_a_card_still_in_the_spool_waits_behind_it(tmp_path):
+    # The drain runs at start-up only in this test: the spool is replayed by hand below.
+    app = app_factory(tmp_path)(sqlite_busy_timeout_ms=50, spool_drain_interval=3600)
+    with TestClient(app) as client:
+        blocker = sqlite3.connect(tmp_path / "lhs.db", timeout=0)
+        blocker.execute("BEGIN EXCLUSIVE")
+        shown = _issue(client)  # answered; the call and its cards wait in the spool
+        blocker.rollback()
+        blocker.close()
+        response = client.post("/cds-services/lhs-order-sign/feedback", json=_batch(shown))
+        assert response.status_code == 202
+        assert response.json() == {
+            "stored": 0,
+            "duplicates": 0,
+            "spooled": len(shown),
+            "unknownCards": [],
+        }
+        store = app.state.lhs.store
+        app.state.lhs.spool.drain(store)
+        assert store.counts()["feedback"] == len(shown)
+        assert {f.issued_card_uuid for c in shown for f in store.feedback_for_card(c)} == set(shown)
