@@ -82,7 +82,8 @@ async def drive(
             except httpx.HTTPError:
                 period.errors += 1
                 return None
-            period.latencies.append(time.perf_counter() - begun)
+            kind = period.analytics if path.startswith("/analytics") else period.latencies
+            kind.append(time.perf_counter() - begun)
             if response.status_code >= 300:
                 period.errors += 1
             return response
