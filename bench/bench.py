@@ -68,6 +68,29 @@ def count_resources(request: dict) -> int:
     )
 
 
+def service_env(data_dir: str, **settings: str) -> dict[str, str]:
+    """The environment of a service under measurement: its own data folder, quiet logs, auth
+    off unless ``settings`` say otherwise."""
+    return {
+        "LHS_DATA_DIR": data_dir,
+        "LHS_PSEUDONYM_KEY": "bench",
+        "LHS_AUTH": "off",
+        "LHS_LOG_LEVEL": "ERROR",
+        **settings,
+    }
+
+
+def lhs(env: dict[str, str], *arguments: str) -> None:
+    """Run an `lhs` command (e.g. `db upgrade`) against the service's environment."""
+    subprocess.run(
+        [sys.executable, "-m", "cds_service.cli", *arguments],
+        cwd=ROOT,
+        env=os.environ | env,
+        check=True,
+        capture_output=True,
+    )
+
+
 class Server:
     def __init__(self, app: str, env: dict[str, str]) -> None:
         self.port = _free_port()
@@ -222,13 +245,11 @@ def main() -> None:
         f"body: patient-view, {count_resources(request)} prefetched resources, {len(body) / 1024:.0f} KiB; auth {auth}"
     )
     with tempfile.TemporaryDirectory() as data_dir:
-        env = {
-            "LHS_DATA_DIR": data_dir,
-            "LHS_PSEUDONYM_KEY": "bench",
-            "LHS_AUTH": "off" if minter is None else "on",
-            "LHS_LOG_LEVEL": "ERROR",
-            "LHS_EVALUATION_TIME": "2021-04-01T00:00:00+00:00",
-        }
+        env = service_env(
+            data_dir,
+            LHS_AUTH="off" if minter is None else "on",
+            LHS_EVALUATION_TIME="2021-04-01T00:00:00+00:00",
+        )
         if minter is not None:
             from cds_service.auth import ClientRegistration, ClientRegistry
 
@@ -237,13 +258,7 @@ def main() -> None:
                 iss=minter.issuer, jwks=minter.jwks()
             )
             registry.save()
-        subprocess.run(
-            [sys.executable, "-m", "cds_service.cli", "db", "upgrade"],
-            cwd=ROOT,
-            env=os.environ | env,
-            check=True,
-            capture_output=True,
-        )
+        lhs(env, "db", "upgrade")
         service = Server("cds_service.asgi:app", env)
         bare = Server("bench.bare_app:app", {})
         try:

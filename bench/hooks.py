@@ -17,12 +17,11 @@ import re
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 from datetime import date
 from pathlib import Path
 
-from bench.bench import ROOT, Server, build_request, count_resources
+from bench.bench import ROOT, Server, build_request, count_resources, lhs, service_env
 
 THROUGHPUT_TARGET, P99_TARGET = 0.7, 3.0
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
@@ -77,17 +76,10 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
     with tempfile.TemporaryDirectory() as data_dir:
-        env = {
-            "LHS_DATA_DIR": data_dir,
-            "LHS_PSEUDONYM_KEY": "bench",
-            "LHS_AUTH": "off",
-            "LHS_LOG_LEVEL": "ERROR",
-            "LHS_EVALUATION_TIME": "2021-04-01T00:00:00+00:00",
-        }
-        lhs = [sys.executable, "-m", "cds_service.cli"]
-        subprocess.run([*lhs, "db", "upgrade"], cwd=ROOT, env=os.environ | env, check=True)
+        env = service_env(data_dir, LHS_EVALUATION_TIME="2021-04-01T00:00:00+00:00")
+        lhs(env, "db", "upgrade")
         # The discharge call is measured with a model serving, as in production.
-        subprocess.run([*lhs, "models", "ensure"], cwd=ROOT, env=os.environ | env, check=True)
+        lhs(env, "models", "ensure")
         files = bodies(Path(data_dir))
         service = Server("cds_service.asgi:app", env)
         bare = Server("bench.bare_orjson:app", {})

@@ -18,8 +18,6 @@ import asyncio
 import itertools
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -28,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.bench import ROOT, Server
+from bench.bench import Server, lhs, service_env
 
 TOLERANCE = 0.10
 
@@ -169,14 +167,8 @@ def main() -> None:
     args = parser.parse_args()
     periods = max(2, round(args.minutes * 60 / args.period_seconds))
     with tempfile.TemporaryDirectory() as data_dir:
-        env = {
-            "LHS_DATA_DIR": data_dir,
-            "LHS_PSEUDONYM_KEY": "soak",
-            "LHS_AUTH": "off",
-            "LHS_LOG_LEVEL": "ERROR",
-        }
-        lhs = [sys.executable, "-m", "cds_service.cli"]
-        subprocess.run([*lhs, "db", "upgrade"], cwd=ROOT, env=os.environ | env, check=True)
+        env = service_env(data_dir)
+        lhs(env, "db", "upgrade")
         server = Server("cds_service.asgi:app", env)
         try:
             server.wait_ready("/readyz")

@@ -127,6 +127,8 @@ class AppState:
     spool: Spool
     writer: InvocationWriter
     authenticator: ClientAuthenticator | None
+    local_caller: Caller
+    """Every caller when authentication is off (the settings' fhirServer allow list applies)."""
     fhir_transport: httpx.AsyncBaseTransport | None
     models: tuple[ModelRecommender, ...]
     """One per prediction task; each serves its registry @champion once one is loaded."""
@@ -257,6 +259,7 @@ def create_app(
         spool=spool,
         writer=writer,
         authenticator=authenticator,
+        local_caller=local_caller(settings.fhir_servers),
         fhir_transport=fhir_transport,
         models=models,
         shadows=shadows,
@@ -415,7 +418,7 @@ def _current_caller(http: Request) -> Caller:
     """The authenticated client (set by the authenticator), or the local caller with auth off."""
     state: AppState = http.app.state.lhs
     if state.authenticator is None:
-        return local_caller(state.settings.fhir_servers)
+        return state.local_caller
     return http.state.caller  # type: ignore[no-any-return]
 
 

@@ -21,18 +21,10 @@ from knowledge.calculators.news2 import (
 )
 from knowledge.library import KnowledgeLibrary, load_library
 from knowledge.rule import Advice, EvaluationContext, Rule
+from tests.test_calculators import NORMAL
 from tests.test_rules import AS_OF, PID, USER, _assert_valid, condition, patient, quantity
 
 RULE = "news2-early-warning"
-NORMAL = VitalSigns(
-    respiration_rate=16,
-    spo2=97,
-    on_oxygen=False,
-    systolic_bp=120,
-    pulse=70,
-    alert=True,
-    temperature=37.0,
-)
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 
 from cds_service.storage.db import create_db_engine
@@ -57,7 +56,6 @@ def schema_problem(engine: Engine) -> str | None:
 def current_revision(url: str) -> str | None:
     engine = create_db_engine(url)
     try:
-        with engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
+        return schema_revision(engine)
     finally:
         engine.dispose()
