@@ -253,3 +253,11 @@ def test_clients_are_registered_with_their_fhir_servers_and_role(tmp_path):
     assert loaded.clients[INFORMATICIAN].informatician
     listed = runner.invoke(cli, ["clients", "list", "--registry", str(registry)]).output
     assert "fhir_servers=https://ehr-a.example.org/fhir" in listed and "informatician" in listed
+
+
+def test_a_missing_public_base_url_is_warned_about_when_auth_is_on(tmp_path, caplog):
+    app_factory(tmp_path)(auth="on")
+    assert "LHS_PUBLIC_BASE_URL IS NOT SET" in caplog.text
+    caplog.clear()
+    app_factory(tmp_path)(auth="on", public_base_url=BASE)
+    assert "LHS_PUBLIC_BASE_URL" not in caplog.text
