@@ -13,12 +13,16 @@ COPY requirements.lock ./
 RUN python -m pip install --upgrade 'pip>=24' && python -m pip install -r requirements.lock
 
 COPY pyproject.toml README.md ./
-COPY cds_service ./cds_service
 COPY hooks ./hooks
 COPY fhir_client ./fhir_client
 COPY knowledge ./knowledge
 COPY models ./models
 COPY evaluation ./evaluation
+COPY storage ./storage
+COPY point_of_care ./point_of_care
+COPY learning ./learning
+COPY cds_service ./cds_service
+COPY cli ./cli
 RUN python -m pip install --no-deps . \
     && useradd --system --uid 10001 --home-dir /var/lib/lhs --create-home lhs
 

@@ -34,9 +34,10 @@ def _free_port() -> int:
 
 def build_request(target_resources: int = 200) -> dict:
     """A patient-view request for a real synthetic patient, prefetch trimmed to ~200 resources."""
-    from cds_service.app import build_services
-    from cds_service.sweep import load_bundle, patient_bundles, requests_for_patient
+    from fhir_client.bundles import load_bundle, patient_bundles
     from knowledge.library import load_library
+    from point_of_care.catalogue import build_services
+    from point_of_care.sweep import requests_for_patient
 
     services = build_services(load_library())
     for path in patient_bundles(SHARED):
@@ -83,7 +84,7 @@ def service_env(data_dir: str, **settings: str) -> dict[str, str]:
 def lhs(env: dict[str, str], *arguments: str) -> None:
     """Run an `lhs` command (e.g. `db upgrade`) against the service's environment."""
     subprocess.run(
-        [sys.executable, "-m", "cds_service.cli", *arguments],
+        [sys.executable, "-m", "cli.main", *arguments],
         cwd=ROOT,
         env=os.environ | env,
         check=True,

@@ -54,7 +54,7 @@ def wrk(url: str, body_file: Path, seconds: int, connections: int) -> dict[str, 
 
 
 def bodies(folder: Path) -> dict[str, Path]:
-    from cds_service.examples import EXAMPLES
+    from point_of_care.examples import EXAMPLES
 
     requests = {"lhs-patient-view": build_request()}
     print(f"patient-view: {count_resources(requests['lhs-patient-view'])} prefetched resources")

@@ -17,8 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cds_service.config import Settings
-from cds_service.invocation import draft_medication_orders, validate_context
-from cds_service.sweep import load_bundle, patient_bundles
+from fhir_client.bundles import load_bundle, patient_bundles
 from fhir_client.record import PatientRecord
 from knowledge.library import load_library
 from knowledge.rule import EvaluationContext
@@ -28,6 +27,7 @@ from models.registry import CHAMPION, MlflowLocation, alias_version
 from models.serving import ModelRecommender, ModelSlot
 from models.tasks import READMISSION_30D
 from models.training import TrainingOptions, train_task
+from point_of_care.invocation import draft_medication_orders, validate_context
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "fhir" / "synthea"
 

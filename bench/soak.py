@@ -55,7 +55,7 @@ def open_fds(pid: int) -> int:
 async def drive(
     url: str, pid: int, rate: float, periods: int, period_seconds: float
 ) -> list[Period]:
-    from cds_service.examples import EXAMPLES
+    from point_of_care.examples import EXAMPLES
 
     calls = itertools.cycle(
         [

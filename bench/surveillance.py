@@ -26,13 +26,13 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from cds_service.outcomes import OutcomeInput
-from cds_service.storage.db import create_db_engine
-from cds_service.storage.migrate import upgrade_database
-from cds_service.storage.repository import Store
-from cds_service.surveillance import detect
+from fhir_client.outcomes import OutcomeInput
 from knowledge.library import KNOWLEDGE_DIR
 from knowledge.syndromes import load_syndromes
+from learning.surveillance import detect
+from storage.db import create_db_engine
+from storage.migrate import upgrade_database
+from storage.repository import Store
 
 SNOMED = "http://snomed.info/sct"
 CASE_CODES = [

@@ -1,3 +1,1 @@
-"""HTTP service for CDS Hooks 2.0: discovery, service calls, feedback, storage and CLI."""
-
-__version__ = "0.1.0"
+"""The HTTP layer: CDS Hooks 2.0 endpoints and the learning API, over the domain packages."""

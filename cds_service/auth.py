@@ -31,9 +31,9 @@ import jwt
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 from sqlalchemy.exc import SQLAlchemyError
 
-from cds_service.storage.repository import Store
-from cds_service.storage.writer import InvocationWriter
 from cds_service.tenancy import Caller, normalize_base_url, owner_of
+from storage.repository import Store
+from storage.writer import InvocationWriter
 
 # RFC 7518 asymmetric signature algorithms; the spec forbids "none" and every HMAC one.
 AsymmetricAlgorithm = Literal[

@@ -42,20 +42,11 @@ import typer
 import yaml
 
 from bench.bench import ROOT, SHARED, Server, TokenMinter
-from cds_service.analytics_cli import gather_report, log_improvements
-from cds_service.app import build_services
 from cds_service.auth import ClientRegistration, ClientRegistry
 from cds_service.config import Settings
-from cds_service.examples import EXAMPLES
-from cds_service.experiment_registry import experiment_patients, start_experiment
-from cds_service.experiments_cli import log_analysis
-from cds_service.experiments_cli import render as render_analysis
-from cds_service.proposals import propose, review, rule_history
-from cds_service.shadow_registry import shadow_summary, start_rule_shadow
-from cds_service.storage.db import create_db_engine
-from cds_service.storage.repository import Store
-from cds_service.storage.tables import ShadowRun
-from cds_service.sweep import hook_request, load_bundle, patient_bundles
+from cli.analytics import gather_report, log_improvements
+from cli.experiments import log_analysis
+from cli.experiments import render as render_analysis
 from demo import outbreak
 from demo.feedback import feedback_item
 from evaluation.experiment_analysis import ExperimentAnalysis, analyze
@@ -63,19 +54,29 @@ from evaluation.gate import GatePolicy
 from evaluation.metrics import evaluate_risks
 from evaluation.report import ReportData, render_report
 from evaluation.shadow_analysis import render as render_shadow
+from fhir_client.bundles import load_bundle, patient_bundles
 from fhir_client.local_store import LocalFhirStore
 from fhir_client.record import PatientRecord
 from knowledge.artifact import RuleArtifact
 from knowledge.experiment import EXPERIMENTS_DIR, ExperimentDefinition, load_experiment
 from knowledge.library import KNOWLEDGE_DIR, load_library
+from learning.experiment_registry import experiment_patients, start_experiment
+from learning.labels import label_predictions
+from learning.proposals import propose, review, rule_history
+from learning.retraining import retrain
+from learning.shadow_registry import shadow_summary, start_rule_shadow
 from models.cohort import build_cohort
 from models.features import FEATURE_NAMES, ReadmissionFeatures
-from models.labels import label_predictions
-from models.retraining import retrain
 from models.risk_model import RiskModel
 from models.serving import load_served_model
 from models.tasks import READMISSION_30D
 from models.training import TrainingOptions, train_task
+from point_of_care.catalogue import build_services
+from point_of_care.examples import EXAMPLES
+from point_of_care.sweep import hook_request
+from storage.db import create_db_engine
+from storage.repository import Store
+from storage.tables import ShadowRun
 
 SERVICE = "lhs-encounter-discharge"
 FHIR_BASE = "https://demo-ehr.example/fhir"
@@ -457,7 +458,7 @@ def main() -> None:
     registry.clients[minter.issuer] = ClientRegistration(iss=minter.issuer, jwks=minter.jwks())
     registry.save()
     subprocess.run(
-        [sys.executable, "-m", "cds_service.cli", "db", "upgrade"],
+        [sys.executable, "-m", "cli.main", "db", "upgrade"],
         cwd=ROOT,
         check=True,
         capture_output=True,

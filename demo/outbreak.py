@@ -25,14 +25,14 @@ import httpx
 import numpy as np
 
 from bench.bench import TokenMinter
-from cds_service.analytics_cli import gather_report
-from cds_service.examples import EXAMPLES
-from cds_service.storage.repository import Store
-from cds_service.surveillance import LOOKBACK_DAYS, daily_series
+from cli.analytics import gather_report
 from demo.feedback import feedback_item
 from evaluation.report import render_report
 from evaluation.surveillance_report import SignalSeries, series_plot
 from evaluation.syndromic import MIN_CELL, suppress
+from learning.surveillance import LOOKBACK_DAYS, daily_series
+from point_of_care.examples import EXAMPLES
+from storage.repository import Store
 
 SERVICE = "lhs-patient-view"
 RULE = "outbreak-signal"

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
-from cds_service.schemas import Card, Coding, Link, Source, Suggestion
 from fhir_client.record import MedicationEntry, PatientRecord, encounter_entry
+from hooks.cards import Card, Coding, Link, Source, Suggestion
 from hooks.context import HookContext
 from knowledge.artifact import RuleArtifact
 from knowledge.signals import ActiveSignal

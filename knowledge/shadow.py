@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from cds_service.schemas import Card
+from hooks.cards import Card
 from knowledge.rule import Advice, EvaluationContext, Recommender
 
 Agreement = Literal["both", "neither", "extra", "missed"]

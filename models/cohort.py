@@ -23,9 +23,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cds_service.pseudonym import patient_key
-from cds_service.sweep import load_bundle
+from fhir_client.bundles import load_bundle
 from fhir_client.fhirdates import parse_fhir_datetime
+from fhir_client.pseudonym import patient_key
 from fhir_client.record import EncounterEntry, PatientRecord
 from models.features import FEATURE_NAMES, ReadmissionFeatures
 from models.tasks import PredictionTask

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from cds_service.schemas import Card, Coding, Link, Source
+from hooks.cards import Card, Coding, Link, Source
 from knowledge.logic.readmission import transitional_care_suggestion
 from knowledge.rule import OVERRIDE_REASONS, RULE_TOPIC_SYSTEM, Advice, EvaluationContext
 from models.features import FEATURE_NAMES, FEATURE_SET_VERSION, ReadmissionFeatures

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from cds_service.storage.db import create_db_engine
-from cds_service.storage.migrate import upgrade_database
-from cds_service.storage.repository import Store
+from storage.db import create_db_engine
+from storage.migrate import upgrade_database
+from storage.repository import Store
 
 POSTGRES_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
 

@@ -11,8 +11,8 @@ from fastapi import FastAPI
 
 from cds_service.app import create_app
 from cds_service.config import Settings
-from cds_service.storage.migrate import upgrade_database
 from knowledge.library import KnowledgeLibrary, load_library
+from storage.migrate import upgrade_database
 
 AppFactory = Callable[..., FastAPI]
 

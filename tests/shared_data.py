@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 from functools import cache
@@ -10,6 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from fhir_client.bundles import load_bundle as read_bundle
+from fhir_client.bundles import patient_bundles
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SYNTHEA = SHARED / "fhir" / "synthea"
@@ -27,15 +29,11 @@ def require_shared() -> None:
 
 def patient_files() -> list[Path]:
     require_shared()
-    return sorted(
-        p for p in SYNTHEA.glob("*.json.gz") if not p.name.startswith(("hospital", "practitioner"))
-    )
+    return list(patient_bundles(SYNTHEA))
 
 
-@cache
-def load_bundle(path: Path) -> dict[str, Any]:
-    with gzip.open(path, "rt", encoding="utf-8") as handle:
-        return json.load(handle)
+# Many tests read the same patients: each is parsed once per session.
+load_bundle = cache(read_bundle)
 
 
 def patient_id(bundle: dict[str, Any]) -> str:

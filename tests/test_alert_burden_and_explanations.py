@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from cds_service.cli import app as cli
-from cds_service.examples import EXAMPLES
+from cli.main import app as cli
+from point_of_care.examples import EXAMPLES
 from tests.service_app import app_factory
 
 TODAY = date.today()

@@ -11,9 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from cds_service.examples import EXAMPLES
-from cds_service.schemas import MAX_FEEDBACK_ITEMS, CDSResponse, DiscoveryResponse
-from cds_service.storage.tables import FeedbackRecord, Invocation, IssuedCard
+from hooks.cards import CDSResponse
+from hooks.discovery import DiscoveryResponse
+from hooks.feedback import MAX_FEEDBACK_ITEMS
+from point_of_care.examples import EXAMPLES
+from storage.tables import FeedbackRecord, Invocation, IssuedCard
 from tests.service_app import app_factory
 from tests.shared_data import example
 

@@ -32,13 +32,13 @@ from cds_service.auth import (
     RedisReplayCache,
     verify,
 )
-from cds_service.cli import app as cli
-from cds_service.examples import EXAMPLES
-from cds_service.spool import Spool
-from cds_service.storage.db import create_db_engine
-from cds_service.storage.migrate import upgrade_database
-from cds_service.storage.repository import Store
-from cds_service.storage.writer import InvocationWriter
+from cli.main import app as cli
+from point_of_care.examples import EXAMPLES
+from storage.db import create_db_engine
+from storage.migrate import upgrade_database
+from storage.repository import Store
+from storage.spool import Spool
+from storage.writer import InvocationWriter
 from tests.live_server import serve
 from tests.service_app import app_factory
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cds_service.cli import app as cli
-from cds_service.storage.migrate import head_revision
+from cli.main import app as cli
+from storage.migrate import head_revision
 from tests.live_server import serve
 from tests.service_app import app_factory
 from tests.shared_data import CDS_HOOKS_EXAMPLES, require_shared

@@ -14,8 +14,8 @@ from datetime import date
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from cds_service.examples import EXAMPLES
-from cds_service.storage.migrate import upgrade_database
+from point_of_care.examples import EXAMPLES
+from storage.migrate import upgrade_database
 from tests.service_app import app_factory
 from tests.tcp_proxy import TcpProxy
 from tests.waiting import wait_for
@@ -91,10 +91,11 @@ WRITER = textwrap.dedent(
     """
     import sys
     from datetime import UTC, datetime
-    from cds_service.schemas import Card, FeedbackItem, Source
-    from cds_service.storage.db import create_db_engine
-    from cds_service.storage.repository import IssuedCardInput, Store
-    from cds_service.storage.tables import Invocation
+    from hooks.cards import Card, Source
+    from hooks.feedback import FeedbackItem
+    from storage.db import create_db_engine
+    from storage.repository import IssuedCardInput, Store
+    from storage.tables import Invocation
 
     store = Store(create_db_engine(sys.argv[1]))
     n = 0
@@ -135,7 +136,7 @@ def test_killed_writer_loses_no_committed_feedback_and_leaves_no_half_rows(datab
     upgrade_database(database_url)
     last_committed, run = _kill_writer_mid_stream(database_url)
     assert last_committed >= 40
-    from cds_service.storage.db import create_db_engine
+    from storage.db import create_db_engine
 
     engine = create_db_engine(database_url)
     with engine.connect() as connection:

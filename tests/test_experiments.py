@@ -15,11 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from cds_service.app import build_services
-from cds_service.cli import app as cli
-from cds_service.examples import EXAMPLES
-from cds_service.invocation import run_service
-from cds_service.schemas import HookRequest
+from cli.main import app as cli
+from hooks.requests import HookRequest
 from knowledge.experiment import (
     EXPERIMENTS_DIR,
     ExperimentalRule,
@@ -27,6 +24,9 @@ from knowledge.experiment import (
     load_experiment,
 )
 from knowledge.library import load_library
+from point_of_care.catalogue import build_services
+from point_of_care.examples import EXAMPLES
+from point_of_care.invocation import run_service
 from tests.service_app import app_factory
 from tests.waiting import wait_for
 

@@ -10,8 +10,8 @@ from datetime import date
 import pytest
 from fastapi.testclient import TestClient
 
-from cds_service.examples import EXAMPLES
 from fhir_client.local_store import LocalFhirStore
+from point_of_care.examples import EXAMPLES
 from tests.live_server import serve
 from tests.service_app import app_factory
 from tests.simulated_ehr import Faults, SimulatedEhr

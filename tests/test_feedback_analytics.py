@@ -10,11 +10,12 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from cds_service.cli import app as cli
-from cds_service.schemas import Card, FeedbackItem, Source, Suggestion
-from cds_service.storage.repository import IssuedCardInput
-from cds_service.storage.tables import Invocation
+from cli.main import app as cli
 from evaluation.feedback_analytics import feedback_analytics
+from hooks.cards import Card, Source, Suggestion
+from hooks.feedback import FeedbackItem
+from storage.repository import IssuedCardInput
+from storage.tables import Invocation
 from tests.service_app import app_factory
 
 

@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 import pytest
 from fastapi.testclient import TestClient
 
-from cds_service.sweep import requests_for_patient
 from fhir_client.client import FhirClient, FhirError
 from fhir_client.local_store import LocalFhirStore
 from fhir_client.prefetch import UnresolvedTokenError, prefetch_tokens, render_template, user_tokens
 from fhir_client.resolve import resolve_prefetch
 from hooks.context import PatientViewContext
+from point_of_care.sweep import requests_for_patient
 from tests.live_server import serve
 from tests.service_app import app_factory
 from tests.shared_data import SYNTHEA, load_bundle, require_shared

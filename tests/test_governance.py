@@ -9,7 +9,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from cds_service.cli import app as cli
+from cli.main import app as cli
 from knowledge import governance
 from knowledge.library import KNOWLEDGE_DIR, load_library
 

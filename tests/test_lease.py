@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 
-from cds_service.lease import FileLease, job_lease
-from cds_service.storage.db import create_db_engine
+from storage.db import create_db_engine
+from storage.lease import FileLease, job_lease
 from tests.waiting import wait_for
 
 

@@ -11,8 +11,8 @@ from datetime import date
 import pytest
 from fastapi.testclient import TestClient
 
-from cds_service.examples import EXAMPLES
 from cds_service.observability import JsonFormatter
+from point_of_care.examples import EXAMPLES
 from tests.service_app import app_factory
 
 NAME, GIVEN, BIRTH, MRN, SSN = "Zebulon", "Quixotic", "1950-07-14", "MRN-7733991", "999-12-3456"

@@ -15,10 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from cds_service.cli import app as cli
 from cds_service.config import Settings
-from cds_service.storage.migrate import upgrade_database
-from cds_service.sweep import hook_request
+from cli.main import app as cli
 from evaluation.metrics import (
     calibration_intercept,
     calibration_slope,
@@ -35,6 +33,8 @@ from models.features import FEATURE_NAMES, ReadmissionFeatures
 from models.registry import CHALLENGER, CHAMPION, alias_version, set_alias, versions
 from models.serving import ModelSlot, load_served_model
 from models.tasks import READMISSION_30D
+from point_of_care.sweep import hook_request
+from storage.migrate import upgrade_database
 from tests.service_app import app_factory
 from tests.shared_data import load_bundle, patient_files
 from tests.waiting import wait_for
@@ -531,10 +531,11 @@ def test_contributions_of_a_linear_model_are_its_coefficients_times_the_differen
 def test_retraining_on_served_predictions_is_gated_recorded_and_can_be_rolled_back(
     trained, cohort, tmp_path
 ):
-    from cds_service.schemas import Card, FeedbackItem, Source, Suggestion
-    from cds_service.storage.db import create_db_engine
-    from cds_service.storage.repository import IssuedCardInput, PredictionInput, Store
-    from cds_service.storage.tables import Invocation
+    from hooks.cards import Card, Source, Suggestion
+    from hooks.feedback import FeedbackItem
+    from storage.db import create_db_engine
+    from storage.repository import IssuedCardInput, PredictionInput, Store
+    from storage.tables import Invocation
 
     settings, data, _ = trained
     database_url = f"sqlite:///{tmp_path / 'lhs.db'}"

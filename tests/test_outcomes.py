@@ -10,10 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from cds_service.pseudonym import patient_key
-from cds_service.storage.repository import PredictionInput
-from cds_service.storage.tables import Invocation, OutcomeEvent
-from models.labels import label_predictions
+from fhir_client.pseudonym import patient_key
+from learning.labels import label_predictions
+from storage.repository import PredictionInput
+from storage.tables import Invocation, OutcomeEvent
 from tests.service_app import app_factory
 
 EHR = "https://ehr.example.org/fhir"
@@ -216,9 +216,9 @@ def test_labels_wait_for_the_window_to_close_and_late_outcomes_update_them(clien
 def test_lhs_sync_pulls_a_window_from_the_fhir_server_idempotently(tmp_path):
     from typer.testing import CliRunner
 
-    from cds_service.cli import app as cli
-    from cds_service.storage.migrate import upgrade_database
+    from cli.main import app as cli
     from fhir_client.local_store import LocalFhirStore
+    from storage.migrate import upgrade_database
     from tests.live_server import serve
     from tests.simulated_ehr import SimulatedEhr
 

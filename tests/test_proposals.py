@@ -13,12 +13,12 @@ import yaml
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from cds_service.cli import app as cli
-from cds_service.examples import EXAMPLES
+from cli.main import app as cli
 from evaluation.clinician_voice import rule_voices
 from evaluation.feedback_analytics import CardRow
 from knowledge.artifact import load_artifact
 from knowledge.library import KNOWLEDGE_DIR
+from point_of_care.examples import EXAMPLES
 from tests.service_app import app_factory
 
 runner = CliRunner()

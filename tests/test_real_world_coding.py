@@ -16,15 +16,15 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from cds_service.app import build_services
-from cds_service.cli import app as cli
-from cds_service.invocation import DATA_AVAILABILITY_ID, run_service
-from cds_service.schemas import HookRequest
+from cli.main import app as cli
 from fhir_client.codes import ICD9CM, ICD10CM, LOINC, RXNORM, normalize_system
 from fhir_client.record import codes_of
+from hooks.requests import HookRequest
 from knowledge.coverage import coverage
 from knowledge.library import KnowledgeLibrary, load_library
 from knowledge.terminology import ValueSetFile
+from point_of_care.catalogue import build_services
+from point_of_care.invocation import DATA_AVAILABILITY_ID, run_service
 from tests.test_rules import PID, lipids, patient, patient_view, quantity, statin_patient
 from tests.test_rules_safety import (
     AS_OF,
@@ -345,7 +345,7 @@ def test_the_service_counts_and_logs_unknown_medication_codes(tmp_path, caplog):
 
     from fastapi.testclient import TestClient
 
-    from cds_service.examples import EXAMPLES
+    from point_of_care.examples import EXAMPLES
     from tests.service_app import app_factory
 
     request = EXAMPLES["lhs-order-sign"](AS_OF.date())

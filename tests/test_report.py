@@ -10,14 +10,15 @@ from sqlalchemy import update
 from sqlmodel import col
 from typer.testing import CliRunner
 
-from cds_service.analytics_cli import gather_report
-from cds_service.cli import app as cli
-from cds_service.outcomes import OutcomeInput
-from cds_service.schemas import Card, FeedbackItem, Source, Suggestion
-from cds_service.storage.repository import IssuedCardInput, PredictionInput, ShadowInput
-from cds_service.storage.tables import ChangeProposal, Invocation, IssuedCard, ShadowRun
+from cli.analytics import gather_report
+from cli.main import app as cli
 from evaluation.feedback_analytics import week_of
 from evaluation.report import render_report
+from fhir_client.outcomes import OutcomeInput
+from hooks.cards import Card, Source, Suggestion
+from hooks.feedback import FeedbackItem
+from storage.repository import IssuedCardInput, PredictionInput, ShadowInput
+from storage.tables import ChangeProposal, Invocation, IssuedCard, ShadowRun
 from tests.test_feedback_analytics import app  # noqa: F401  (the shared fixture)
 
 RISKS = [0.1, 0.2, 0.6, 0.7]

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from evaluation.metrics import calibration_intercept
+from learning.retraining import MAX_SERVED_WEIGHT, served_weight, served_window_start
 from models.cohort import Cohort, Example
 from models.features import FEATURE_NAMES
 from models.registry import MlflowLocation
-from models.retraining import MAX_SERVED_WEIGHT, served_weight, served_window_start
 from models.serving import load_served_model
 from models.tasks import READMISSION_30D
 from models.training import TrainingOptions, temporal_split, train_task

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from cds_service.app import build_services
 from fhir_client.codes import ICD10CM, LOINC, SNOMED
 from fhir_client.record import PatientRecord
 from hooks.context import PatientViewContext
@@ -21,6 +20,7 @@ from knowledge.calculators.news2 import (
 )
 from knowledge.library import KnowledgeLibrary, load_library
 from knowledge.rule import Advice, EvaluationContext, Rule
+from point_of_care.catalogue import build_services
 from tests.test_calculators import NORMAL
 from tests.test_rules import AS_OF, PID, USER, _assert_valid, condition, patient, quantity
 

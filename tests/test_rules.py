@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 
-from cds_service.schemas import Card
 from fhir_client.codes import LOINC, OMB_RACE, RXNORM, SNOMED, US_CORE_RACE
 from fhir_client.record import MedicationEntry, PatientRecord, medication_entry
+from hooks.cards import Card
 from hooks.context import OrderSelectContext, OrderSignContext, PatientViewContext
 from knowledge.library import KnowledgeLibrary, load_library
 from knowledge.rule import Advice, EvaluationContext, render_card

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from fhir.resources.R4B.condition import Condition
 
-from cds_service.schemas import Card
 from fhir_client.codes import CVX, LOINC, RXNORM, SNOMED
 from fhir_client.record import PatientRecord
+from hooks.cards import Card
 from hooks.context import PatientViewContext
 from knowledge.library import KnowledgeLibrary, load_library
 from knowledge.rule import Advice, EvaluationContext

@@ -14,15 +14,16 @@ import yaml
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from cds_service.app import build_services
-from cds_service.cli import app as cli
-from cds_service.examples import EXAMPLES
-from cds_service.invocation import run_service
-from cds_service.schemas import Card, HookRequest, Source
+from cli.main import app as cli
 from evaluation.shadow_analysis import ShadowRow, cohen_kappa, summarize
+from hooks.cards import Card, Source
+from hooks.requests import HookRequest
 from knowledge.library import load_library
 from knowledge.rule import Advice, EvaluationContext
 from knowledge.shadow import Shadow, ShadowComparison
+from point_of_care.catalogue import build_services
+from point_of_care.examples import EXAMPLES
+from point_of_care.invocation import run_service
 from tests.service_app import app_factory
 from tests.waiting import wait_for
 

@@ -8,10 +8,10 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from cds_service.cli import app as cli
-from cds_service.examples import EXAMPLES
-from cds_service.site_settings import SettingRejected, audit_trail, configure_rule
+from cli.main import app as cli
 from knowledge.library import load_library
+from point_of_care.examples import EXAMPLES
+from point_of_care.site_settings import SettingRejected, audit_trail, configure_rule
 from tests.service_app import app_factory
 from tests.waiting import wait_for
 

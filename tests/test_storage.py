@@ -15,17 +15,18 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 from sqlmodel import SQLModel
 
-from cds_service.pseudonym import load_or_create_key, patient_key
-from cds_service.schemas import Card, FeedbackItem, Source, Suggestion
-from cds_service.storage.db import create_db_engine
-from cds_service.storage.migrate import (
+from fhir_client.pseudonym import load_or_create_key, patient_key
+from hooks.cards import Card, Source, Suggestion
+from hooks.feedback import FeedbackItem
+from storage.db import create_db_engine
+from storage.migrate import (
     alembic_config,
     current_revision,
     head_revision,
     upgrade_database,
 )
-from cds_service.storage.repository import IssuedCardInput, Store
-from cds_service.storage.tables import Invocation
+from storage.repository import IssuedCardInput, Store
+from storage.tables import Invocation
 
 
 def _invocation(**overrides) -> Invocation:
@@ -246,8 +247,8 @@ DISCHARGE = datetime(2021, 3, 1, 12, tzinfo=UTC)
 
 
 def test_predictions_are_stored_with_their_call_and_survive_the_spool(store, tmp_path):
-    from cds_service.spool import Spool
-    from cds_service.storage.repository import PredictionInput
+    from storage.repository import PredictionInput
+    from storage.spool import Spool
 
     card = _card("Readmission risk 23%")
     prediction = PredictionInput(
@@ -295,8 +296,8 @@ def test_predictions_are_stored_with_their_call_and_survive_the_spool(store, tmp
 
 
 def test_experiment_assignments_are_stored_with_the_call_and_survive_the_spool(store, tmp_path):
-    from cds_service.spool import Spool
-    from cds_service.storage.repository import AssignmentInput
+    from storage.repository import AssignmentInput
+    from storage.spool import Spool
 
     shown, withheld = _card("LACE 15"), _card("LACE 12")
     store.record_invocation(
@@ -329,8 +330,8 @@ def test_experiment_assignments_are_stored_with_the_call_and_survive_the_spool(s
 
 
 def test_shadow_comparisons_are_stored_with_the_call_and_survive_the_spool(store, tmp_path):
-    from cds_service.spool import Spool
-    from cds_service.storage.repository import ShadowInput
+    from storage.repository import ShadowInput
+    from storage.spool import Spool
 
     both = ShadowInput(
         "lace-12",
@@ -368,9 +369,9 @@ def test_shadow_comparisons_are_stored_with_the_call_and_survive_the_spool(store
 def test_a_call_counts_as_acted_on_when_any_of_its_cards_was_accepted(store):
     """Retraining leaves out patients treated through any card of the call (the LACE rule's
     follow-up as much as the model's own card)."""
-    from cds_service.storage.repository import PredictionInput
-    from models.retraining import OTHER_CARD_ACCEPTED, served_examples
+    from learning.retraining import OTHER_CARD_ACCEPTED, served_examples
     from models.tasks import READMISSION_30D
+    from storage.repository import PredictionInput
 
     features = {
         "length_of_stay_days": 5.0,

@@ -7,10 +7,10 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from cds_service.app import create_app
-from cds_service.cli import _prepare_database
-from cds_service.cli import app as cli
 from cds_service.config import Settings
-from cds_service.storage.migrate import current_revision, head_revision, upgrade_database
+from cli.main import _prepare_database
+from cli.main import app as cli
+from storage.migrate import current_revision, head_revision, upgrade_database
 
 
 def test_serve_refuses_a_postgresql_database_that_is_behind(postgres_url, monkeypatch, tmp_path):

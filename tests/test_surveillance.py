@@ -14,18 +14,18 @@ from fastapi.testclient import TestClient
 from fhir.resources.R4B.servicerequest import ServiceRequest
 from typer.testing import CliRunner
 
-from cds_service.analytics_cli import gather_report
-from cds_service.cli import app as cli
-from cds_service.examples import EXAMPLES
-from cds_service.outcomes import parse_outcomes
-from cds_service.storage.repository import Store
-from cds_service.storage.tables import SurveillanceSignal
-from cds_service.surveillance import FARRINGTON_WEEKS, DetectionRun, detect
+from cli.analytics import gather_report
+from cli.main import app as cli
 from evaluation.report import render_report
 from evaluation.surveillance_report import SignalSeries, series_plot
 from evaluation.syndromic import CountKey, age_band, area_series, cells, suppress
+from fhir_client.outcomes import parse_outcomes
 from knowledge.library import KNOWLEDGE_DIR
 from knowledge.syndromes import load_syndromes
+from learning.surveillance import FARRINGTON_WEEKS, DetectionRun, detect
+from point_of_care.examples import EXAMPLES
+from storage.repository import Store
+from storage.tables import SurveillanceSignal
 from tests.service_app import app_factory
 from tests.waiting import wait_for
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pytest
 from fastapi.testclient import TestClient
 
-from cds_service.schemas import CDSResponse
-from cds_service.sweep import SweepSummary, requests_for_patient
+from hooks.cards import CDSResponse
+from point_of_care.sweep import SweepSummary, requests_for_patient
 from tests.service_app import app_factory
 from tests.shared_data import load_bundle, patient_files
 

@@ -23,9 +23,9 @@ from starlette.routing import Route
 from typer.testing import CliRunner
 
 from cds_service.auth import ClientRegistration, ClientRegistry
-from cds_service.cli import app as cli
-from cds_service.examples import EXAMPLES
-from cds_service.storage.tables import FeedbackRecord, Invocation, IssuedCard, OutcomeEvent
+from cli.main import app as cli
+from point_of_care.examples import EXAMPLES
+from storage.tables import FeedbackRecord, Invocation, IssuedCard, OutcomeEvent
 from tests.live_server import serve
 from tests.service_app import app_factory
 from tests.test_auth import public_jwk

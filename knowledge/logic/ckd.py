@@ -23,10 +23,10 @@ from typing import Any
 
 from fhir.resources.R4B.condition import Condition
 
-from cds_service.schemas import Action, Suggestion
 from fhir_client.codes import SNOMED
 from fhir_client.record import PatientRecord
 from fhir_client.units import UnitError, convert, normalize_unit
+from hooks.cards import Action, Suggestion
 from knowledge.artifact import RuleArtifact
 from knowledge.calculators.ckd_epi import CREATININE_MOLAR_MASS_G_PER_MOL, egfr_ckd_epi_2021
 from knowledge.logic.common import format_date, living_age, round_half_up, threshold, value_set

@@ -9,10 +9,10 @@ from typing import Any
 
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 
-from cds_service.schemas import Action, Suggestion
 from fhir_client.codes import RXNORM
 from fhir_client.fhirdates import parse_fhir_datetime
 from fhir_client.record import Code, MedicationEntry, PatientRecord, codes_of
+from hooks.cards import Action, Suggestion
 from knowledge.rule import Knowledge
 
 _REFUTED = frozenset({"refuted", "entered-in-error"})

@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from cds_service.schemas import Suggestion
 from fhir_client.record import MedicationEntry, medication_entry
+from hooks.cards import Suggestion
 from knowledge.artifact import RuleArtifact
 from knowledge.logic.common import delete_draft_suggestion, member_name, members
 from knowledge.rule import EvaluationContext, Finding, Knowledge

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from cds_service.schemas import Action, Suggestion
 from fhir_client.area import coarse_area, home_postal_code
+from hooks.cards import Action, Suggestion
 from knowledge.artifact import RuleArtifact
 from knowledge.logic.common import proposed_service_request, threshold
 from knowledge.rule import EvaluationContext, Finding, Knowledge

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from cds_service.schemas import Action, Suggestion
 from fhir_client.record import EncounterEntry, PatientRecord, encounter_entry
+from hooks.cards import Action, Suggestion
 from knowledge.artifact import RuleArtifact
 from knowledge.calculators.lace import LaceResult, charlson_score, lace_index
 from knowledge.logic.common import (

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from cds_service.schemas import Action, Suggestion
 from fhir_client.record import MedicationEntry, PatientRecord
+from hooks.cards import Action, Suggestion
 from knowledge.artifact import RuleArtifact
 from knowledge.calculators.pce import ten_year_ascvd_risk
 from knowledge.logic.common import (

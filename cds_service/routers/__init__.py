@@ -1,0 +1,1 @@
+"""One router per concern: hooks, feedback, outcomes, analytics, transparency, operations."""

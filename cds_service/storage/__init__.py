@@ -1,1 +1,0 @@
-"""Persistence: invocations, the cards we issued and the feedback on them (SQLModel + Alembic)."""

@@ -1,0 +1,1 @@
+"""The ``lhs`` command line: one module per command group, one way to report errors."""

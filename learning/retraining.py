@@ -1,0 +1,343 @@
+"""Retraining on what practice taught: served predictions with their outcomes, then the gate.
+
+The snapshot is the original training cohort plus every served prediction whose outcome
+window has closed, as the feature vector computed at the bedside (no recomputation, so no
+training-serving skew) with its label. Patients whose card was **accepted** are left out
+of training and evaluation: the intervention changed their outcome, and learning from it
+would teach the model that high-risk patients do well. They are reported separately.
+
+The gate window is the latest ``test_fraction`` of the served, untreated discharges (the
+population the model now serves), or, while they hold too few events, the latest part of
+the whole snapshot. The challenger is trained as ``lhs train`` does on everything before
+the window, with each served example weighted so that together they carry
+``served_share`` of the training weight: a few hundred local discharges would otherwise
+be drowned by the original records, whose relationships may differ from this clinic's.
+Then champion and challenger are scored on the window, and the gate
+(evaluation/gate.py) decides. Everything is logged to MLflow and recorded in the store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from evaluation.drift import performance_by_year, population_stability_index
+from evaluation.gate import GateDecision, GatePolicy, decide
+from evaluation.metrics import evaluate_risks
+from evaluation.plots import calibration_plot, roc_plot
+from knowledge.calculators.lace import lace_index
+from models.cohort import Cohort, Example, age_band, feature_matrix
+from models.features import FEATURE_NAMES
+from models.registry import CHAMPION, MlflowLocation, alias_version, set_alias
+from models.serving import load_served_model
+from models.tasks import PredictionTask
+from models.training import TrainingOptions, temporal_split, train_task
+from storage.repository import Store
+from storage.tables import ModelDecision, PredictionRecord
+
+OTHER_CARD_ACCEPTED = "other card accepted"
+TREATED = frozenset({"accepted", OTHER_CARD_ACCEPTED})
+"""Feedback groups whose outcome an intervention may have changed: the model's card was
+accepted, or another card of the same call was (e.g. the LACE rule's follow-up)."""
+MAX_SERVED_WEIGHT = 10.0
+"""No served discharge counts for more than this many original ones (a handful of served
+examples must not dominate the fit)."""
+MIN_WINDOW_EVENTS = 10
+"""A served gate window needs at least this many events and non-events for a stable AUROC."""
+
+
+@dataclass(frozen=True)
+class RetrainResult:
+    decision: str
+    champion_version: str | None
+    challenger_version: str
+    gate: GateDecision | None
+    served_examples: int
+    treated_excluded: int
+    run_id: str | None
+    served_weight: float = 1.0
+
+
+def served_examples(store: Store, task: PredictionTask) -> list[Example]:
+    """Labelled served predictions as examples, with the feedback on their card."""
+    predictions = store.labelled_predictions(task.registered_model)
+    feedback = store.latest_feedback([p.card_uuid for p in predictions if p.card_uuid])
+    acted_on = store.accepted_invocations(sorted({p.invocation_id for p in predictions}))
+    examples = []
+    for p in predictions:
+        f = p.features
+        lace = lace_index(
+            length_of_stay_days=int(f["length_of_stay_days"]),
+            acute_admission=bool(f["acute_admission"]),
+            charlson=int(f["charlson_index"]),
+            ed_visits_6_months=int(f["ed_visits_6m"]),
+        )
+        examples.append(
+            Example(
+                patient_key=p.patient_key,
+                encounter=f"prediction/{p.id}",
+                predicted_at=p.prediction_time,
+                features={k: float(v) for k, v in f.items()},
+                label=int(p.label or 0),
+                lace_score=lace.score,
+                sex="male" if f["male"] else "female",
+                age_band=age_band(int(f["age_years"])),
+                feedback=_feedback_group(p, feedback, acted_on),
+            )
+        )
+    return examples
+
+
+def _feedback_group(
+    prediction: PredictionRecord, feedback: dict[str, str], acted_on: set[int]
+) -> str:
+    own = feedback.get(prediction.card_uuid or "")
+    if own == "accepted":
+        return own
+    if prediction.invocation_id in acted_on:
+        return OTHER_CARD_ACCEPTED
+    return own or ("none" if prediction.card_uuid else "no card")
+
+
+def served_window_start(
+    untreated: list[Example], fraction: float, min_events: int = MIN_WINDOW_EVENTS
+) -> datetime | None:
+    """Start of the latest ``fraction`` of served untreated discharges, or None when that
+    window holds fewer than ``min_events`` events or non-events."""
+    if not untreated:
+        return None
+    ordered = sorted(untreated, key=lambda e: e.predicted_at)
+    start = ordered[int(len(ordered) * (1 - fraction))].predicted_at
+    events = sum(e.label for e in ordered if e.predicted_at >= start)
+    size = sum(1 for e in ordered if e.predicted_at >= start)
+    return start if min(events, size - events) >= min_events else None
+
+
+def served_weight(original: int, served: int, share: float) -> float:
+    """The weight per served example that gives the served ones ``share`` of the total
+    training weight (never below 1, at most MAX_SERVED_WEIGHT)."""
+    if not served or not 0 < share < 1:
+        return 1.0
+    return min(MAX_SERVED_WEIGHT, max(1.0, share / (1 - share) * original / served))
+
+
+def retrain(
+    task: PredictionTask,
+    base: Cohort,
+    store: Store,
+    location: MlflowLocation,
+    *,
+    policy: GatePolicy = GatePolicy(),
+    options: TrainingOptions = TrainingOptions(),
+    require_approval: bool = False,
+    served_share: float = 0.5,
+    decided_by: str = "lhs retrain",
+    progress: Callable[[str], Any] = lambda _: None,
+) -> RetrainResult:
+    import mlflow
+
+    served = served_examples(store, task)
+    treated = [e for e in served if e.feedback in TREATED]
+    untreated = [e for e in served if e.feedback not in TREATED]
+    window_start = served_window_start(untreated, options.test_fraction)
+    in_training = [e for e in untreated if window_start is None or e.predicted_at < window_start]
+    weight = served_weight(len(base.examples), len(in_training), served_share)
+    untreated = [dataclasses.replace(e, weight=weight) for e in untreated]
+    snapshot = Cohort(
+        examples=sorted(base.examples + untreated, key=lambda e: (e.predicted_at, e.patient_key)),
+        excluded=base.excluded
+        + Counter({"card accepted (outcome changed by treatment)": len(treated)}),
+        patients=base.patients + len({e.patient_key for e in untreated}),
+        data_end=base.data_end,
+    )
+    progress(
+        f"snapshot: {len(base.examples)} original + {len(untreated)} served examples "
+        f"({len(treated)} with an accepted card left out); served weight {weight:.2f}; "
+        + (
+            f"gate window: served discharges from {window_start:%Y-%m-%d}"
+            if window_start
+            else "gate window: latest part of the snapshot (too few served events yet)"
+        )
+    )
+    champion = alias_version(location, task.registered_model, CHAMPION)
+    options = dataclasses.replace(options, promote=False, test_from=window_start)
+    trained = train_task(task, snapshot, location, options, progress=progress)
+    if champion is None:
+        _record(
+            store,
+            task,
+            "promoted",
+            None,
+            trained.version,
+            ["no champion: the first model serves"],
+            None,
+            decided_by,
+        )
+        return RetrainResult(
+            "promoted", None, trained.version, None, len(served), len(treated), None, weight
+        )
+
+    _, window, _ = temporal_split(snapshot.examples, options.test_fraction, window_start)
+    X = np.array(feature_matrix(window))
+    y = np.array([e.label for e in window], dtype=float)
+    old = load_served_model(location, task.registered_model, champion).model
+    new = load_served_model(location, task.registered_model, trained.version).model
+    p_old, p_new = old.predict_proba(X)[:, 1], new.predict_proba(X)[:, 1]
+    gate = decide(
+        y,
+        p_old,
+        p_new,
+        {
+            "sex": [e.sex for e in window],
+            "age band": [e.age_band for e in window],
+            # Served predictions carry no race (it is no input); recorded groups still count.
+            "race": [e.race for e in window],
+        },
+        policy,
+    )
+    if gate.promote and not require_approval:
+        outcome = "promoted"
+        set_alias(location, task.registered_model, CHAMPION, trained.version)
+    else:
+        outcome = "awaiting-approval" if gate.promote else "rejected"
+    progress(f"gate: {outcome} (challenger v{trained.version} against champion v{champion})")
+    for reason in gate.reasons:
+        progress(f"  {reason}")
+
+    with location.active():
+        experiment_id = location.experiment_id(task.name)
+        with mlflow.start_run(
+            experiment_id=experiment_id, run_name=f"gate v{trained.version} vs v{champion}"
+        ) as run:
+            mlflow.set_tags(
+                {
+                    "task": task.name,
+                    "kind": "promotion-gate",
+                    "decision": outcome,
+                    "champion_version": champion,
+                    "challenger_version": trained.version,
+                    "challenger_run_id": trained.run_id,
+                    "dataset.sha256": snapshot.digest(),
+                    "served_examples": str(len(served)),
+                    "treated_excluded": str(len(treated)),
+                    "gate_window": "served" if window_start else "snapshot",
+                }
+            )
+            mlflow.log_params(
+                dataclasses.asdict(policy)
+                | {
+                    "require_approval": require_approval,
+                    "served_share": served_share,
+                    "served_weight": weight,
+                    "window_start": window[0].predicted_at.isoformat(),
+                }
+            )
+            metrics: dict[str, float] = {
+                "window_size": float(len(window)),
+                "window_events": float(y.sum()),
+            }
+            for prefix, values in (("champion", gate.champion), ("challenger", gate.challenger)):
+                for name, estimate in values.items():
+                    metrics[f"{prefix}_{name}"] = estimate.value
+            metrics["auroc_gain"] = gate.auroc_gain.value
+            metrics["auroc_gain_ci_low"] = gate.auroc_gain.low
+            for name, gain in gate.subgroup_gains.items():
+                safe = name.replace("=", ".").replace(" ", "_").replace("+", "plus")
+                metrics[f"subgroup_auroc_gain.{safe}"] = gain
+            metrics |= _champion_by_feedback(old, served)
+            metrics |= _drift(old, base.examples, served)
+            mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
+            times = [e.predicted_at for e in window]
+            mlflow.log_dict(
+                {
+                    "champion": [
+                        dataclasses.asdict(r) for r in performance_by_year(y, p_old, times)
+                    ],
+                    "challenger": [
+                        dataclasses.asdict(r) for r in performance_by_year(y, p_new, times)
+                    ],
+                },
+                "performance_by_year.json",
+            )
+            mlflow.log_text("\n".join(gate.reasons) + "\n", "gate_decision.txt")
+            compared = {f"champion v{champion}": p_old, f"challenger v{trained.version}": p_new}
+            title = f"Calibration on the gate window ({len(window)} discharges)"
+            mlflow.log_figure(roc_plot(y, compared), "plots/roc.png")
+            mlflow.log_figure(calibration_plot(y, compared, title=title), "plots/calibration.png")
+    _record(
+        store, task, outcome, champion, trained.version, gate.reasons, run.info.run_id, decided_by
+    )
+    return RetrainResult(
+        outcome,
+        champion,
+        trained.version,
+        gate,
+        len(served),
+        len(treated),
+        run.info.run_id,
+        weight,
+    )
+
+
+def _champion_by_feedback(model: Any, served: list[Example]) -> dict[str, float]:
+    """The champion's observed and predicted outcome rates per feedback group (accepted,
+    overridden, no card): where treatment changed outcomes, the two part."""
+    found: dict[str, float] = {}
+    for group in sorted({e.feedback for e in served}):
+        members = [e for e in served if e.feedback == group]
+        risks = model.predict_proba(np.array(feature_matrix(members)))[:, 1]
+        labels = np.array([e.label for e in members], dtype=float)
+        key = group.replace(" ", "_")
+        found[f"feedback.{key}.n"] = float(len(members))
+        found[f"feedback.{key}.observed_rate"] = float(labels.mean())
+        found[f"feedback.{key}.mean_predicted"] = float(risks.mean())
+        if 0 < labels.sum() < len(labels):
+            found[f"feedback.{key}.auroc"] = evaluate_risks(
+                labels, risks, rounds=0, names=("auroc",)
+            )["auroc"].value
+    return found
+
+
+def _drift(model: Any, reference: list[Example], served: list[Example]) -> dict[str, float]:
+    """PSI of each feature and of the champion's risk: served patients against the records
+    the model was trained on (above 0.25: the population has shifted, retrain and review)."""
+    if not served or not reference:
+        return {}
+    X_ref, X_now = np.array(feature_matrix(reference)), np.array(feature_matrix(served))
+    found = {
+        f"psi.{name}": population_stability_index(X_ref[:, j], X_now[:, j])
+        for j, name in enumerate(FEATURE_NAMES)
+    }
+    found["psi.prediction"] = population_stability_index(
+        model.predict_proba(X_ref)[:, 1], model.predict_proba(X_now)[:, 1]
+    )
+    return found
+
+
+def _record(
+    store: Store,
+    task: PredictionTask,
+    decision: str,
+    champion: str | None,
+    challenger: str,
+    reasons: list[str],
+    run_id: str | None,
+    decided_by: str,
+) -> None:
+    store.record_decision(
+        ModelDecision(
+            model_name=task.registered_model,
+            decision=decision,
+            champion_version=champion,
+            challenger_version=challenger,
+            reasons=reasons,
+            mlflow_run_id=run_id,
+            decided_by=decided_by,
+        )
+    )

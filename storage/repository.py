@@ -1,0 +1,759 @@
+"""Writing and reading the store; each public method is one transaction."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, bindparam, delete, func, insert, or_, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from evaluation.feedback_analytics import CardRow
+from fhir_client.outcomes import OutcomeInput
+from hooks.cards import Card
+from hooks.feedback import FeedbackItem
+from storage.surveillance_store import SurveillanceStore
+from storage.tables import (
+    CardOverride,
+    ChangeProposal,
+    Experiment,
+    ExperimentAssignment,
+    FeedbackRecord,
+    Invocation,
+    IssuedCard,
+    ModelDecision,
+    OutcomeEvent,
+    PredictionRecord,
+    SeenJti,
+    ShadowComparisonRecord,
+    ShadowRun,
+    utcnow,
+)
+
+
+@dataclass(frozen=True)
+class IssuedCardInput:
+    card: Card
+    rule_id: str
+    rule_version: str
+    inputs: Mapping[str, str] = field(default_factory=dict)
+    fingerprint: str = ""
+
+
+@dataclass(frozen=True)
+class AssignmentInput:
+    """A card produced under an experiment arm; ``shown`` False for a holdout's card."""
+
+    experiment_id: str
+    arm: str
+    card: Card
+    rule_id: str
+    rule_version: str
+    shown: bool
+    index_time: datetime
+
+
+@dataclass(frozen=True)
+class ShadowInput:
+    """What a shadow candidate would have shown on a call, beside the live side's cards."""
+
+    shadow_id: str
+    live_version: str
+    candidate_version: str
+    agreement: str
+    changed: bool
+    live: list[dict[str, Any]]
+    shadow: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class PredictionInput:
+    model_name: str
+    model_version: str
+    risk: float
+    threshold: float | None
+    features: Mapping[str, float]
+    contributions: Mapping[str, float]
+    prediction_time: datetime
+    horizon_days: int
+    card_uuid: str | None = None
+
+
+@dataclass(frozen=True)
+class OutcomeCounts:
+    stored: int
+    updated: int
+    duplicates: int
+
+
+@dataclass(frozen=True)
+class FeedbackOutcome:
+    stored: int
+    duplicates: int
+    unknown_cards: list[str] = field(default_factory=list)
+
+
+def feedback_dedupe_key(service_id: str, raw_item: Any) -> str:
+    """The same item re-sent (same service, same JSON content) gets the same key."""
+    canonical = json.dumps(
+        [service_id, raw_item], sort_keys=True, separators=(",", ":"), default=str
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# Built once: this runs on the hot path, and constructing a statement costs more than running it.
+_OVERRIDDEN = select(
+    CardOverride.rule_id, CardOverride.fingerprint, CardOverride.overridden_at
+).where(
+    col(CardOverride.patient_key) == bindparam("patient_key"),
+    col(CardOverride.rule_id).in_(bindparam("rule_ids", expanding=True)),
+    col(CardOverride.overridden_at) >= bindparam("since"),
+)
+
+
+CallRows = tuple[
+    Invocation,
+    Sequence[IssuedCardInput],
+    Sequence[PredictionInput],
+    Sequence[AssignmentInput],
+    Sequence[ShadowInput],
+]
+"""One call as stored: the invocation, its cards, predictions, arms and shadow comparisons."""
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._insert = postgresql_insert if engine.dialect.name == "postgresql" else sqlite_insert
+        self._last_jti_purge = 0.0
+        self.surveillance = SurveillanceStore(engine, self._insert)
+
+    def record_invocation(
+        self,
+        invocation: Invocation,
+        cards: Sequence[IssuedCardInput],
+        predictions: Sequence[PredictionInput] = (),
+        assignments: Sequence[AssignmentInput] = (),
+        shadows: Sequence[ShadowInput] = (),
+    ) -> int:
+        """Store a call, the cards it returned, its models' predictions, the experiment arms
+        its cards were produced under and its shadow comparisons, all or nothing."""
+        (invocation_id,) = self.record_invocations(
+            [(invocation, cards, predictions, assignments, shadows)]
+        )
+        return invocation_id
+
+    def record_invocations(self, calls: Sequence[CallRows]) -> list[int]:
+        """Store several calls with their cards in one transaction (group commit).
+
+        Core inserts with RETURNING (executemany): this runs for every hook call, and the
+        ORM's unit of work costs more than the insert itself.
+        """
+        if not calls:
+            return []
+        with self.engine.begin() as connection:
+            ids = list(
+                connection.execute(
+                    insert(Invocation).returning(Invocation.id, sort_by_parameter_order=True),  # type: ignore[arg-type]
+                    [invocation.model_dump(exclude={"id"}) for invocation, *_ in calls],
+                ).scalars()
+            )
+            now = utcnow()
+            card_rows = [
+                {
+                    "uuid": issued.card.uuid,
+                    "invocation_id": invocation_id,
+                    "service_id": invocation.service_id,
+                    "rule_id": issued.rule_id,
+                    "rule_version": issued.rule_version,
+                    "indicator": issued.card.indicator,
+                    "summary": issued.card.summary,
+                    "card": issued.card.model_dump(mode="json", exclude_none=True),
+                    "suggestion_uuids": [s.uuid for s in issued.card.suggestions or ()],
+                    "created_at": now,
+                    "patient_key": invocation.patient_key,
+                    "inputs": dict(issued.inputs),
+                    "fingerprint": issued.fingerprint,
+                    "owner": invocation.owner,
+                }
+                for invocation_id, (invocation, cards, *_) in zip(ids, calls, strict=True)
+                for issued in cards
+            ]
+            if card_rows:
+                connection.execute(insert(IssuedCard), card_rows)
+            prediction_rows = [
+                {
+                    "invocation_id": invocation_id,
+                    "service_id": invocation.service_id,
+                    "patient_key": invocation.patient_key,
+                    "model_name": p.model_name,
+                    "model_version": p.model_version,
+                    "risk": p.risk,
+                    "threshold": p.threshold,
+                    "features": dict(p.features),
+                    "contributions": dict(p.contributions),
+                    "card_uuid": p.card_uuid,
+                    "predicted_at": now,
+                    "prediction_time": p.prediction_time,
+                    "horizon_days": p.horizon_days,
+                    "owner": invocation.owner,
+                }
+                for invocation_id, (invocation, _, predictions, *_) in zip(ids, calls, strict=True)
+                for p in predictions
+            ]
+            if prediction_rows:
+                connection.execute(insert(PredictionRecord), prediction_rows)
+            assignment_rows = [
+                {
+                    "invocation_id": invocation_id,
+                    "experiment_id": a.experiment_id,
+                    "arm": a.arm,
+                    "patient_key": invocation.patient_key,
+                    "rule_id": a.rule_id,
+                    "rule_version": a.rule_version,
+                    "card_uuid": a.card.uuid,
+                    "shown": a.shown,
+                    "card": a.card.model_dump(mode="json", exclude_none=True),
+                    "index_time": a.index_time,
+                    "assigned_at": now,
+                }
+                for invocation_id, (invocation, *_, assignments, _) in zip(ids, calls, strict=True)
+                for a in assignments
+            ]
+            if assignment_rows:
+                connection.execute(insert(ExperimentAssignment), assignment_rows)
+            shadow_rows = [
+                {
+                    **dataclasses.asdict(shadow),
+                    "invocation_id": invocation_id,
+                    "patient_key": invocation.patient_key,
+                    "compared_at": now,
+                }
+                for invocation_id, (invocation, *_, shadows) in zip(ids, calls, strict=True)
+                for shadow in shadows
+            ]
+            if shadow_rows:
+                connection.execute(insert(ShadowComparisonRecord), shadow_rows)
+        for invocation_id, (invocation, *_) in zip(ids, calls, strict=True):
+            invocation.id = invocation_id
+        return ids
+
+    def record_feedback(
+        self,
+        owner: str,
+        service_id: str,
+        items: Sequence[FeedbackItem],
+        raw_items: Sequence[Any],
+    ) -> FeedbackOutcome:
+        """Store once each the items on cards this service showed ``owner``.
+
+        Items naming any other card (never issued, issued by another service, or shown to
+        another client) are not stored: they are returned as unknown, so that nobody can
+        write into the learning data about cards they were not shown.
+        """
+        if not items:
+            return FeedbackOutcome(0, 0)
+        card_uuids = {item.card for item in items}
+        with Session(self.engine) as session:
+            known = {
+                uuid: (patient, rule, fingerprint)
+                for uuid, patient, rule, fingerprint in session.exec(
+                    select(
+                        IssuedCard.uuid,
+                        IssuedCard.patient_key,
+                        IssuedCard.rule_id,
+                        IssuedCard.fingerprint,
+                    ).where(
+                        col(IssuedCard.uuid).in_(card_uuids),
+                        IssuedCard.owner == owner,
+                        IssuedCard.service_id == service_id,
+                    )
+                )
+            }
+            stored = 0
+            received_at = utcnow()
+            for item, raw in zip(items, raw_items, strict=True):
+                if item.card not in known:
+                    continue
+                reason = item.overrideReason.reason if item.overrideReason else None
+                timestamp = item.outcomeTimestamp
+                if timestamp.tzinfo is None:
+                    timestamp = timestamp.replace(tzinfo=UTC)
+                values = {
+                    "dedupe_key": feedback_dedupe_key(service_id, raw),
+                    "service_id": service_id,
+                    "card_uuid": item.card,
+                    "issued_card_uuid": item.card,
+                    "outcome": item.outcome,
+                    "accepted_suggestions": [s.id for s in item.acceptedSuggestions or ()],
+                    "override_reason_system": reason.system if reason else None,
+                    "override_reason_code": reason.code if reason else None,
+                    "override_reason_display": reason.display if reason else None,
+                    "user_comment": item.overrideReason.userComment
+                    if item.overrideReason
+                    else None,
+                    "outcome_timestamp": timestamp,
+                    "received_at": received_at,
+                    "raw": raw,
+                    "owner": owner,
+                }
+                statement = (
+                    self._insert(FeedbackRecord)
+                    .values(**values)
+                    .on_conflict_do_nothing(index_elements=["dedupe_key"])
+                    .returning(FeedbackRecord.id)  # type: ignore[arg-type]
+                )
+                # A row comes back only when the item was new (rowcount is not reliable here).
+                new = session.connection().execute(statement).first()
+                stored += new is not None
+                if new is not None and item.outcome == "overridden":
+                    patient, rule, fingerprint = known[item.card]
+                    session.add(
+                        CardOverride(
+                            feedback_id=new[0],
+                            patient_key=patient,
+                            rule_id=rule,
+                            fingerprint=fingerprint,
+                            overridden_at=timestamp,
+                        )
+                    )
+            session.commit()
+        unknown = sorted(card_uuids - known.keys())
+        return FeedbackOutcome(
+            stored=stored,
+            duplicates=sum(item.card in known for item in items) - stored,
+            unknown_cards=unknown,
+        )
+
+    def claim_jtis(self, claims: Sequence[tuple[str, datetime]]) -> list[bool]:
+        """Record JWT ids (hashed) until they expire; True for each one not seen before."""
+        with self.engine.begin() as connection:
+            if time.monotonic() - self._last_jti_purge > 60:
+                connection.execute(delete(SeenJti).where(col(SeenJti.expires_at) < utcnow()))
+                self._last_jti_purge = time.monotonic()
+            results = []
+            for key, expires_at in claims:
+                statement = (
+                    self._insert(SeenJti)
+                    .values(key=key, expires_at=expires_at)
+                    .on_conflict_do_nothing(index_elements=["key"])
+                    .returning(SeenJti.key)  # type: ignore[arg-type]
+                )
+                results.append(connection.execute(statement).first() is not None)
+            return results
+
+    def overridden_since(
+        self, patient_key: str, rule_ids: Sequence[str], since: datetime
+    ) -> set[tuple[str, str, datetime]]:
+        """(rule id, fingerprint, when) of this patient's cards overridden since ``since``."""
+        if not rule_ids:
+            return set()
+        parameters = {"patient_key": patient_key, "rule_ids": list(rule_ids), "since": since}
+        with self.engine.connect() as connection:
+            return {
+                (rule, fingerprint, when)
+                for rule, fingerprint, when in connection.execute(_OVERRIDDEN, parameters)
+            }
+
+    @property
+    def is_embedded(self) -> bool:
+        """SQLite in this process: short reads are cheaper inline than via a worker thread."""
+        return self.engine.dialect.name == "sqlite"
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def invocations(self, limit: int = 100) -> list[Invocation]:
+        with Session(self.engine) as session:
+            statement = select(Invocation).order_by(col(Invocation.id).desc()).limit(limit)
+            return list(session.exec(statement))
+
+    def predictions(
+        self, model_name: str | None = None, limit: int = 1000
+    ) -> list[PredictionRecord]:
+        """The latest predictions (of one model, or all), newest first."""
+        query = select(PredictionRecord).order_by(col(PredictionRecord.id).desc()).limit(limit)
+        if model_name is not None:
+            query = query.where(PredictionRecord.model_name == model_name)
+        with Session(self.engine) as session:
+            return list(session.exec(query))
+
+    def record_outcomes(self, items: Sequence[OutcomeInput]) -> OutcomeCounts:
+        """Store outcome events; a re-sent resource is a duplicate, a changed one replaces it."""
+        latest: dict[str, OutcomeInput] = {}
+        for item in items:  # the same resource twice in one batch: its last version counts
+            latest[item.resource_key] = item
+        for attempt in range(2):
+            try:
+                return self._record_outcomes(list(latest.values()), len(items) - len(latest))
+            except IntegrityError:
+                if attempt:  # a concurrent writer stored the same new resource twice over
+                    raise
+        raise AssertionError("unreachable")
+
+    def _record_outcomes(self, items: list[OutcomeInput], repeated: int) -> OutcomeCounts:
+        now = utcnow()
+        with self.engine.begin() as connection:
+            existing = (
+                dict(
+                    connection.execute(
+                        select(OutcomeEvent.resource_key, OutcomeEvent.content_hash).where(
+                            col(OutcomeEvent.resource_key).in_([i.resource_key for i in items])
+                        )
+                    ).all()
+                )
+                if items
+                else {}
+            )
+            new = [i for i in items if i.resource_key not in existing]
+            changed = [
+                i
+                for i in items
+                if i.resource_key in existing and existing[i.resource_key] != i.content_hash
+            ]
+            if new:
+                connection.execute(
+                    insert(OutcomeEvent),
+                    [{**dataclasses.asdict(i), "received_at": now} for i in new],
+                )
+            for item in changed:
+                connection.execute(
+                    update(OutcomeEvent)
+                    .where(col(OutcomeEvent.resource_key) == item.resource_key)
+                    .values(**dataclasses.asdict(item), received_at=now)
+                )
+        return OutcomeCounts(
+            stored=len(new),
+            updated=len(changed),
+            duplicates=len(items) - len(new) - len(changed) + repeated,
+        )
+
+    def outcome_events(self, patient_keys: Sequence[str]) -> list[OutcomeEvent]:
+        with Session(self.engine) as session:
+            query = select(OutcomeEvent).where(col(OutcomeEvent.patient_key).in_(patient_keys))
+            return list(session.exec(query))
+
+    def predictions_to_label(self, now: datetime) -> list[PredictionRecord]:
+        """Predictions whose window has closed and that have no label yet, or whose patient
+        had outcome data arrive after they were labelled (late data)."""
+        latest_arrival = (
+            select(OutcomeEvent.patient_key, func.max(OutcomeEvent.received_at).label("arrived"))
+            .group_by(col(OutcomeEvent.patient_key))
+            .subquery()
+        )
+        query = (
+            select(PredictionRecord)
+            .outerjoin(latest_arrival, latest_arrival.c.patient_key == PredictionRecord.patient_key)
+            .where(
+                or_(
+                    col(PredictionRecord.labelled_at).is_(None),
+                    latest_arrival.c.arrived > PredictionRecord.labelled_at,
+                )
+            )
+        )
+        with Session(self.engine) as session:
+            found = list(session.exec(query))
+        return [p for p in found if p.prediction_time + timedelta(days=p.horizon_days) <= now]
+
+    def set_labels(self, labels: Mapping[int, int]) -> None:
+        """Store labels, stamped with the wall-clock time (compared with outcomes' arrival)."""
+        if not labels:
+            return
+        now = utcnow()
+        with self.engine.begin() as connection:
+            for prediction_id, label in labels.items():
+                connection.execute(
+                    update(PredictionRecord)
+                    .where(col(PredictionRecord.id) == prediction_id)
+                    .values(label=label, labelled_at=now)
+                )
+
+    def record_decision(self, decision: ModelDecision) -> None:
+        with Session(self.engine) as session:
+            session.add(decision)
+            session.commit()
+
+    def decisions(self, model_name: str) -> list[ModelDecision]:
+        """Decisions about a model, oldest first."""
+        with Session(self.engine) as session:
+            query = (
+                select(ModelDecision)
+                .where(ModelDecision.model_name == model_name)
+                .order_by(col(ModelDecision.id))
+            )
+            return list(session.exec(query))
+
+    def latest_feedback(self, card_uuids: Sequence[str]) -> dict[str, str]:
+        """The latest feedback outcome (accepted, overridden) per card we issued."""
+        return {uuid: outcome for uuid, (outcome, _) in self.feedback_actions(card_uuids).items()}
+
+    def feedback_actions(self, card_uuids: Sequence[str]) -> dict[str, tuple[str, datetime]]:
+        """The latest feedback outcome per card we issued, with when the clinician acted."""
+        if not card_uuids:
+            return {}
+        query = (
+            select(
+                FeedbackRecord.issued_card_uuid,
+                FeedbackRecord.outcome,
+                FeedbackRecord.outcome_timestamp,
+            )
+            .where(col(FeedbackRecord.issued_card_uuid).in_(card_uuids))
+            .order_by(col(FeedbackRecord.outcome_timestamp))
+        )
+        with Session(self.engine) as session:
+            return {uuid: (outcome, when) for uuid, outcome, when in session.exec(query) if uuid}
+
+    def accepted_invocations(self, invocation_ids: Sequence[int]) -> set[int]:
+        """The calls of which at least one card was accepted (any rule or model)."""
+        if not invocation_ids:
+            return set()
+        query = (
+            select(IssuedCard.invocation_id)
+            .join(FeedbackRecord, col(FeedbackRecord.issued_card_uuid) == col(IssuedCard.uuid))
+            .where(col(IssuedCard.invocation_id).in_(invocation_ids))
+            .where(FeedbackRecord.outcome == "accepted")
+        )
+        with Session(self.engine) as session:
+            return set(session.exec(query))
+
+    def start_experiment(self, experiment: Experiment) -> None:
+        """Record an experiment as active; raises ValueError if that id was used before."""
+        with Session(self.engine) as session:
+            if session.get(Experiment, experiment.id) is not None:
+                raise ValueError(f"experiment {experiment.id} exists; ids are never reused")
+            session.add(experiment)
+            session.commit()
+
+    def stop_experiment(self, experiment_id: str, reason: str) -> bool:
+        with Session(self.engine) as session:
+            found = session.get(Experiment, experiment_id)
+            if found is None or found.status != "active":
+                return False
+            found.status, found.stopped_at, found.stop_reason = "stopped", utcnow(), reason
+            session.add(found)
+            session.commit()
+            return True
+
+    def experiments(self, active_only: bool = False) -> list[Experiment]:
+        query = select(Experiment).order_by(col(Experiment.started_at))
+        if active_only:
+            query = query.where(Experiment.status == "active")
+        with Session(self.engine) as session:
+            return list(session.exec(query))
+
+    def experiment(self, experiment_id: str) -> Experiment | None:
+        with Session(self.engine) as session:
+            return session.get(Experiment, experiment_id)
+
+    def assignments(self, experiment_id: str) -> list[ExperimentAssignment]:
+        """Every card produced under the experiment, oldest first."""
+        query = (
+            select(ExperimentAssignment)
+            .where(ExperimentAssignment.experiment_id == experiment_id)
+            .order_by(col(ExperimentAssignment.id))
+        )
+        with Session(self.engine) as session:
+            return list(session.exec(query))
+
+    def start_shadow(self, run: ShadowRun) -> None:
+        """Record a shadow run as active; raises ValueError if that id was used before."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            if session.get(ShadowRun, run.id) is not None:
+                raise ValueError(f"shadow run {run.id} exists; ids are never reused")
+            session.add(run)
+            session.commit()
+
+    def stop_shadow(self, shadow_id: str) -> bool:
+        with Session(self.engine) as session:
+            found = session.get(ShadowRun, shadow_id)
+            if found is None or found.status != "active":
+                return False
+            found.status, found.stopped_at = "stopped", utcnow()
+            session.add(found)
+            session.commit()
+            return True
+
+    def shadow_runs(self, active_only: bool = False) -> list[ShadowRun]:
+        query = select(ShadowRun).order_by(col(ShadowRun.started_at))
+        if active_only:
+            query = query.where(ShadowRun.status == "active")
+        with Session(self.engine) as session:
+            return list(session.exec(query))
+
+    def shadow_comparisons(
+        self, shadow_id: str, since: datetime | None = None, until: datetime | None = None
+    ) -> list[ShadowComparisonRecord]:
+        query = select(ShadowComparisonRecord).where(ShadowComparisonRecord.shadow_id == shadow_id)
+        if since is not None:
+            query = query.where(col(ShadowComparisonRecord.compared_at) >= since)
+        if until is not None:
+            query = query.where(col(ShadowComparisonRecord.compared_at) < until)
+        with Session(self.engine) as session:
+            return list(session.exec(query.order_by(col(ShadowComparisonRecord.id))))
+
+    def add_proposal(self, proposal: ChangeProposal) -> int:
+        with Session(self.engine, expire_on_commit=False) as session:
+            session.add(proposal)
+            session.commit()
+            assert proposal.id is not None
+            return proposal.id
+
+    def proposal(self, proposal_id: int) -> ChangeProposal | None:
+        with Session(self.engine) as session:
+            return session.get(ChangeProposal, proposal_id)
+
+    def proposals(self, rule_id: str | None = None) -> list[ChangeProposal]:
+        query = select(ChangeProposal).order_by(col(ChangeProposal.id))
+        if rule_id is not None:
+            query = query.where(ChangeProposal.rule_id == rule_id)
+        with Session(self.engine) as session:
+            return list(session.exec(query))
+
+    def decide_proposal(
+        self, proposal_id: int, status: str, reviewed_by: str, note: str
+    ) -> ChangeProposal:
+        """Record a review; ValueError unless the proposal is still waiting for one."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            found = session.get(ChangeProposal, proposal_id)
+            if found is None:
+                raise ValueError(f"no proposal {proposal_id}")
+            if found.status != "proposed":
+                raise ValueError(f"proposal {proposal_id} was {found.status} already")
+            found.status, found.reviewed_by, found.review_note = status, reviewed_by, note
+            found.reviewed_at = utcnow()
+            session.add(found)
+            session.commit()
+            return found
+
+    def labelled_predictions(self, model_name: str) -> list[PredictionRecord]:
+        with Session(self.engine) as session:
+            query = select(PredictionRecord).where(
+                PredictionRecord.model_name == model_name,
+                col(PredictionRecord.label).is_not(None),
+            )
+            return list(session.exec(query.order_by(col(PredictionRecord.prediction_time))))
+
+    def card_feedback_rows(
+        self,
+        since: datetime,
+        until: datetime,
+        rule_id: str | None = None,
+        *,
+        owner: str | None = None,
+    ) -> list[CardRow]:
+        """Every card shown in [since, until) (of one rule, to one owner, if given) with its
+        call's hook and user and its latest feedback.
+
+        Only the columns the rows need are read (never the stored card or its inputs), and
+        the feedback of the whole window comes in one query: analytics windows hold tens of
+        thousands of cards.
+        """
+        window = [col(IssuedCard.created_at) >= since, col(IssuedCard.created_at) < until]
+        if rule_id is not None:
+            window.append(IssuedCard.rule_id == rule_id)
+        if owner is not None:
+            window.append(IssuedCard.owner == owner)
+        cards = (
+            select(
+                IssuedCard.uuid,
+                IssuedCard.rule_id,
+                IssuedCard.rule_version,
+                IssuedCard.indicator,
+                IssuedCard.created_at,
+                IssuedCard.patient_key,
+                Invocation.hook,
+                Invocation.user_reference,
+            )
+            .join(Invocation, col(Invocation.id) == col(IssuedCard.invocation_id))
+            .where(*window)
+        )
+        answers = (
+            select(
+                FeedbackRecord.issued_card_uuid,
+                FeedbackRecord.outcome,
+                FeedbackRecord.override_reason_display,
+                FeedbackRecord.override_reason_code,
+                FeedbackRecord.outcome_timestamp,
+                FeedbackRecord.user_comment,
+            )
+            .join(IssuedCard, col(IssuedCard.uuid) == col(FeedbackRecord.issued_card_uuid))
+            .where(*window)
+            .order_by(col(FeedbackRecord.outcome_timestamp))
+        )
+        with Session(self.engine) as session:
+            shown = session.exec(cards).all()
+            latest = {answer[0]: answer for answer in session.exec(answers)}  # the last one wins
+        rows = []
+        for uuid, rule, version, indicator, created_at, patient, hook, user in shown:
+            answer = latest.get(uuid)
+            rows.append(
+                CardRow(
+                    rule_id=rule,
+                    rule_version=version,
+                    hook=hook,
+                    indicator=indicator,
+                    user_role=(user or "unknown").split("/", 1)[0],
+                    shown_at=created_at,
+                    outcome=answer[1] if answer else None,
+                    override_reason=(answer[2] or answer[3]) if answer else None,
+                    answered_at=answer[4] if answer else None,
+                    override_code=answer[3] if answer else None,
+                    comment=answer[5] if answer else None,
+                    patient_key=patient,
+                )
+            )
+        return rows
+
+    def cards_per_call(
+        self, since: datetime, until: datetime, *, owner: str | None = None
+    ) -> dict[str, list[int]]:
+        """Cards returned by each answered call in [since, until) (of one owner, if given),
+        per hook."""
+        query = select(Invocation.hook, Invocation.card_count).where(
+            col(Invocation.received_at) >= since,
+            col(Invocation.received_at) < until,
+            col(Invocation.status_code) == 200,
+        )
+        if owner is not None:
+            query = query.where(Invocation.owner == owner)
+        found: dict[str, list[int]] = {}
+        with Session(self.engine) as session:
+            for hook, count in session.exec(query):
+                found.setdefault(hook, []).append(count)
+        return found
+
+    def prediction_for_card(self, card_uuid: str) -> PredictionRecord | None:
+        with Session(self.engine) as session:
+            query = select(PredictionRecord).where(PredictionRecord.card_uuid == card_uuid)
+            return session.exec(query).first()
+
+    def cards_for_invocation(self, invocation_id: int) -> list[IssuedCard]:
+        with Session(self.engine) as session:
+            return list(
+                session.exec(select(IssuedCard).where(IssuedCard.invocation_id == invocation_id))
+            )
+
+    def card(self, card_uuid: str) -> IssuedCard | None:
+        with Session(self.engine) as session:
+            return session.get(IssuedCard, card_uuid)
+
+    def feedback_for_card(self, card_uuid: str) -> list[FeedbackRecord]:
+        with Session(self.engine) as session:
+            return list(
+                session.exec(select(FeedbackRecord).where(FeedbackRecord.card_uuid == card_uuid))
+            )
+
+    def counts(self) -> dict[str, int]:
+        with Session(self.engine) as session:
+            return {
+                table.__tablename__: session.exec(select(func.count()).select_from(table)).one()  # type: ignore[attr-defined]
+                for table in (Invocation, IssuedCard, FeedbackRecord)
+            }
