@@ -36,13 +36,17 @@ def _table(title: str, groups: dict[str, Rates]) -> list[str]:
 
 
 def render(analytics: FeedbackAnalytics) -> str:
+    if not analytics.overall.shown and not analytics.cards_per_call:
+        return "No hook calls and no cards in this period."
     lines = _table("rule", analytics.by_rule)
     lines += _table("rule@version", analytics.by_rule_version)
     lines += _table("hook", analytics.by_hook)
     lines += _table("user role", analytics.by_role)
     lines += _table("week", analytics.by_week)
     lines.append("override reasons:")
-    lines += [f"  {count:>5}  {reason}" for reason, count in analytics.override_reasons.items()]
+    lines += [
+        f"  {count:>5}  {reason}" for reason, count in analytics.override_reasons.items()
+    ] or ["  none"]
     lines.append("cards per call (alert burden):")
     lines += [f"  {hook:<24} {mean:.2f}" for hook, mean in analytics.cards_per_call.items()]
     return "\n".join(lines)
@@ -59,7 +63,7 @@ def analytics(
     ] = False,
 ) -> None:
     """Acceptance, overrides and reasons per rule, version, hook, role and week; alert burden."""
-    from cli.models import open_store
+    from cli.store import open_store
 
     settings = Settings()
     store = open_store(settings)
@@ -170,7 +174,7 @@ def report(
     ] = False,
 ) -> None:
     """Write the learning community report: one self-contained HTML page with its plots."""
-    from cli.models import open_store
+    from cli.store import open_store
 
     settings = Settings()
     until = datetime.now(UTC)
@@ -207,7 +211,7 @@ def sync(
     """Pull outcome resources updated in [since, until) from a FHIR server (token: LHS_FHIR_SYNC_TOKEN)."""
     import asyncio
 
-    from cli.models import open_store
+    from cli.store import open_store
     from fhir_client.client import FhirClient
     from fhir_client.fhirdates import as_utc
     from fhir_client.pseudonym import site_pseudonym_key

@@ -10,6 +10,7 @@ import typer
 from cds_service.auth import SPEC_RECOMMENDED, ClientRegistration, ClientRegistry, jwks_from_file
 from cds_service.config import Settings
 from cds_service.tenancy import normalize_base_url
+from cli.errors import fail_usage
 
 clients_app = typer.Typer(
     help="Trusted CDS clients (issuers of the JWTs we accept).", no_args_is_help=True
@@ -31,7 +32,7 @@ def _jwks(path: Path) -> dict:
     try:
         return jwks_from_file(path)
     except ValueError as error:
-        raise typer.BadParameter(str(error)) from None
+        fail_usage(str(error))
 
 
 @clients_app.command()
@@ -69,7 +70,7 @@ def add(
 ) -> None:
     """Register a client (or replace its registration)."""
     if jwks_file is None and jwks_url is None and not jku_allow:
-        raise typer.BadParameter(
+        fail_usage(
             "give --jwks-file, --jwks-url or --jku-allow: the client's keys must come from somewhere"
         )
     clients = _registry(registry)
@@ -85,7 +86,7 @@ def add(
             informatician=informatician,
         )
     except ValueError as error:
-        raise typer.BadParameter(str(error)) from None
+        fail_usage(str(error))
     clients.clients[iss] = registration
     clients.save()
     typer.echo(f"registered {iss} in {clients.path}")
@@ -94,7 +95,10 @@ def add(
 @clients_app.command("list")
 def list_clients(registry: RegistryOption = None) -> None:
     """The registered clients and where their keys come from."""
-    for client in _registry(registry).clients.values():
+    clients = _registry(registry).clients.values()
+    if not clients:
+        typer.echo("No clients registered (add one with `lhs clients add`).")
+    for client in clients:
         keys = [f"{len(client.jwks['keys'])} inline key(s)"] if client.jwks else []
         keys += [f"JWKS {client.jwks_url}"] if client.jwks_url else []
         keys += [f"jku {url}" for url in client.jku_allowlist]
@@ -111,7 +115,7 @@ def remove(iss: str, registry: RegistryOption = None) -> None:
     """Stop trusting a client."""
     clients = _registry(registry)
     if clients.clients.pop(iss, None) is None:
-        raise typer.BadParameter(f"no client {iss!r}")
+        fail_usage(f"no client {iss!r}")
     clients.save()
     typer.echo(f"removed {iss}")
 
@@ -128,7 +132,7 @@ def rotate(
     clients = _registry(registry)
     client = clients.get(iss)
     if client is None:
-        raise typer.BadParameter(f"no client {iss!r}")
+        fail_usage(f"no client {iss!r}")
     clients.clients[iss] = client.model_copy(update={"jwks": _jwks(jwks_file)})
     clients.save()
     typer.echo(f"rotated the keys of {iss}")

@@ -11,7 +11,8 @@ from typing import Annotated
 import typer
 
 from cds_service.config import Settings
-from cli.models import open_store
+from cli.errors import fail
+from cli.store import open_store
 from evaluation.experiment_analysis import ExperimentAnalysis, analyze
 from knowledge.experiment import ExperimentDefinition, load_experiment
 from learning.experiment_registry import experiment_patients, start_experiment
@@ -32,8 +33,7 @@ def start(
         settings = Settings()
         start_experiment(open_store(settings), definition, load_library(settings.knowledge_dir), by)
     except ValueError as error:
-        typer.echo(f"not started: {error}", err=True)
-        raise typer.Exit(1) from None
+        fail(f"not started: {error}")
     arms = ", ".join(
         f"{a.id} {a.share:.0%}" + (" (holdout)" if a.holdout else "") for a in definition.arms
     )
@@ -47,15 +47,17 @@ def stop(
 ) -> None:
     """Stop an experiment: its rule shows the control's cards to everyone again."""
     if not open_store(Settings()).stop_experiment(experiment_id, reason):
-        typer.echo(f"no active experiment {experiment_id}", err=True)
-        raise typer.Exit(1)
+        fail(f"no active experiment {experiment_id}")
     typer.echo(f"stopped {experiment_id}")
 
 
 @experiment_app.command("list")
 def list_experiments() -> None:
     """Every experiment ever started, with its status."""
-    for e in open_store(Settings()).experiments():
+    experiments = open_store(Settings()).experiments()
+    if not experiments:
+        typer.echo("No experiments yet (start one with `lhs experiment start`).")
+    for e in experiments:
         stopped = f", stopped {e.stopped_at:%Y-%m-%d}: {e.stop_reason}" if e.stopped_at else ""
         typer.echo(
             f"{e.id}  {e.status}  rule {e.rule_id}  started {e.started_at:%Y-%m-%d} "
@@ -111,8 +113,7 @@ def analyze_experiment(
     store = open_store(settings)
     found = store.experiment(experiment_id)
     if found is None:
-        typer.echo(f"no experiment {experiment_id}", err=True)
-        raise typer.Exit(1)
+        fail(f"no experiment {experiment_id}")
     definition = ExperimentDefinition.model_validate(found.definition)
     result = analyze(definition, experiment_patients(store, definition, datetime.now(UTC)))
     typer.echo(json.dumps(dataclasses.asdict(result), indent=2) if as_json else render(result))

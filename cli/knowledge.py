@@ -9,6 +9,9 @@ from typing import Annotated
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
+from cds_service.config import Settings
+from cli.errors import fail, fail_usage
+from cli.store import open_store
 from knowledge import governance
 from knowledge.artifact import load_artifact
 from knowledge.export import DEFAULT_BASE_URL, library_resource, plan_definition, value_set_resource
@@ -36,7 +39,7 @@ def show(rule_id: str) -> None:
     """The rule's artifact as stored: thresholds, wording, citations, change log."""
     path = governance.rule_paths(_folder()).get(rule_id)
     if path is None:
-        raise typer.BadParameter(f"no rule {rule_id!r}")
+        fail_usage(f"no rule {rule_id!r}")
     typer.echo(path.read_text(encoding="utf-8"))
 
 
@@ -83,14 +86,13 @@ def diff(rule_id: str, old: str, new: str) -> None:
     try:
         typer.echo(governance.diff(rule_id, old, new, _folder()) or "no differences")
     except KeyError as error:
-        raise typer.BadParameter(str(error.args[0])) from None
+        fail_usage(str(error.args[0]))
 
 
 @knowledge_app.command()
 def history(rule_id: str) -> None:
     """Every version of a rule: what changed and why, who proposed and approved it, and what
     clinicians did with its cards while it was live."""
-    from cds_service.config import Settings
     from learning.proposals import rule_history
     from storage.migrate import current_revision, head_revision
 
@@ -98,13 +100,13 @@ def history(rule_id: str) -> None:
         migrated = current_revision(Settings().resolved_database_url) == head_revision()
     except SQLAlchemyError:
         migrated = False
-    store = _store() if migrated else None
+    store = open_store(Settings()) if migrated else None
     if store is None:
         typer.echo("(no migrated database: reviews and measured effects not shown)")
     try:
         versions = rule_history(store, rule_id, _folder())
     except KeyError:
-        raise typer.BadParameter(f"no rule {rule_id!r}") from None
+        fail_usage(f"no rule {rule_id!r}")
     for v in versions:
         typer.echo(f"{v.date}  v{v.version:<8} {v.where:<9} {v.change}\n{'':<22}why: {v.reason}")
         if v.proposal is not None:
@@ -162,22 +164,7 @@ def export(
 
 
 def _folder() -> Path:
-    from cds_service.config import Settings
-
     return Settings().knowledge_dir
-
-
-def _engine():
-    from cds_service.config import Settings
-    from storage.db import create_db_engine
-
-    return create_db_engine(Settings().resolved_database_url)
-
-
-def _store():  # type: ignore[no-untyped-def]
-    from storage.repository import Store
-
-    return Store(_engine())
 
 
 @knowledge_app.command()
@@ -205,10 +192,10 @@ def configure(
         try:
             values[name.strip()] = float(value)
         except ValueError:
-            raise typer.BadParameter(f"--threshold takes NAME=NUMBER, not {item!r}") from None
+            fail_usage(f"--threshold takes NAME=NUMBER, not {item!r}")
     try:
         row = configure_rule(
-            _engine(),
+            open_store(Settings()).engine,
             load_library(_folder()),
             rule_id,
             changed_by=by,
@@ -218,7 +205,7 @@ def configure(
             suppression_days=suppress_days,
         )
     except SettingRejected as error:
-        raise typer.BadParameter(str(error)) from None
+        fail_usage(str(error))
     typer.echo(
         f"{rule_id}: enabled={row.enabled} thresholds={row.thresholds} suppression_days={row.suppression_days}"
     )
@@ -229,7 +216,10 @@ def settings(rule_id: Annotated[str | None, typer.Argument(help="Only this rule.
     """This site's rule settings and the audit trail of their changes."""
     from point_of_care.site_settings import audit_trail
 
-    for change in audit_trail(_engine(), rule_id):
+    changes = audit_trail(open_store(Settings()).engine, rule_id)
+    if not changes:
+        typer.echo("No site settings changed: every rule runs as shipped.")
+    for change in changes:
         typer.echo(
             f"{change.changed_at:%Y-%m-%d %H:%M} {change.rule_id} by {change.changed_by}: {change.reason}\n"
             f"    before {json.dumps(change.before, sort_keys=True)}\n    after  {json.dumps(change.after, sort_keys=True)}"
@@ -257,7 +247,7 @@ def propose(
 
     try:
         proposal = record_proposal(
-            _store(),
+            open_store(Settings()),
             artifact.read_text(encoding="utf-8"),
             rationale=rationale,
             source=source,
@@ -266,8 +256,7 @@ def propose(
             folder=_folder(),
         )
     except (ValueError, OSError) as error:
-        typer.echo(f"not proposed: {error}", err=True)
-        raise typer.Exit(1) from None
+        fail(f"not proposed: {error}")
     typer.echo(
         f"proposal {proposal.id}: {proposal.rule_id} {proposal.from_version or '(new)'} -> "
         f"{proposal.to_version}, waiting for review (lhs knowledge review {proposal.id})"
@@ -279,7 +268,10 @@ def proposals(
     rule_id: Annotated[str | None, typer.Argument(help="Only this rule.")] = None,
 ) -> None:
     """Every change proposal, with its status and review."""
-    for p in _store().proposals(rule_id):
+    found = open_store(Settings()).proposals(rule_id)
+    if not found:
+        typer.echo("No change proposals.")
+    for p in found:
         review = f"; {p.status} by {p.reviewed_by}: {p.review_note}" if p.reviewed_by else ""
         typer.echo(
             f"{p.id}  {p.status:<9} {p.rule_id} {p.from_version or '(new)'} -> {p.to_version}  "
@@ -302,11 +294,15 @@ def review(
 
     try:
         proposal = record_review(
-            _store(), proposal_id, approve=approve, reviewed_by=by, note=note, folder=_folder()
+            open_store(Settings()),
+            proposal_id,
+            approve=approve,
+            reviewed_by=by,
+            note=note,
+            folder=_folder(),
         )
     except ValueError as error:
-        typer.echo(f"not reviewed: {error}", err=True)
-        raise typer.Exit(1) from None
+        fail(f"not reviewed: {error}")
     if proposal.status == "approved":
         typer.echo(
             f"approved: {proposal.rule_id} {proposal.to_version} installed in {_folder()}; "
@@ -329,5 +325,5 @@ def feedback(
     from evaluation.clinician_voice import render, rule_voices
 
     now = datetime.now(UTC)
-    rows = _store().card_feedback_rows(now - timedelta(days=days), now, rule_id)
+    rows = open_store(Settings()).card_feedback_rows(now - timedelta(days=days), now, rule_id)
     typer.echo(render(rule_voices(rows)))

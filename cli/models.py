@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cds_service.config import Settings
+from cli.errors import fail, fail_usage
+from cli.store import open_store
 from evaluation.gate import GatePolicy
 from models.registry import CHALLENGER, CHAMPION, alias_version, set_alias, versions
 from models.tasks import TASKS, PredictionTask
@@ -28,7 +30,7 @@ models_app = typer.Typer(help="Predictive models in the MLflow registry.", no_ar
 
 def _task(name: str) -> PredictionTask:
     if name not in TASKS:
-        raise typer.BadParameter(f"unknown task {name!r}; tasks: {', '.join(TASKS)}")
+        fail_usage(f"unknown task {name!r}; tasks: {', '.join(TASKS)}")
     return TASKS[name]
 
 
@@ -56,7 +58,7 @@ def _cohort(
 
     folder = data or settings.training_data
     if not folder.is_dir():
-        raise typer.BadParameter(f"no such folder: {folder}", param_hint="--data")
+        fail_usage(f"no such folder: {folder}")
     paths = list(patient_bundles(folder))
     key = site_pseudonym_key(settings.pseudonym_key, settings.data_dir)
 
@@ -67,20 +69,6 @@ def _cohort(
     return build_cohort(
         paths, prediction_task, ReadmissionFeatures(load_library()), key, progress=loaded
     )
-
-
-def open_store(settings: Settings) -> Store:
-    """The service's store, which records model decisions; it must be migrated."""
-    from storage.db import create_db_engine
-    from storage.migrate import current_revision, head_revision
-
-    url = settings.resolved_database_url
-    if current_revision(url) != head_revision():
-        typer.echo(
-            "the database is not migrated: run `lhs db upgrade` (or `make db`) first", err=True
-        )
-        raise typer.Exit(2)
-    return Store(create_db_engine(url))
 
 
 def train(
@@ -199,11 +187,14 @@ def promote(
     name = _task(task).registered_model
     target = version or alias_version(settings.mlflow, name, CHALLENGER)
     if target is None:
-        raise typer.BadParameter(f"{name} has no @challenger; name a version")
+        fail_usage(f"{name} has no @challenger; name a version")
+    known = [v.version for v in versions(settings.mlflow, name)]
+    if target not in known:
+        fail(f"{name} has no version {target}; versions: {', '.join(known) or 'none registered'}")
     store = open_store(settings)
     pending = [d for d in store.decisions(name) if d.challenger_version == target]
     if approve and (not pending or pending[-1].decision != "awaiting-approval"):
-        raise typer.BadParameter(f"version {target} is not awaiting approval after the gate")
+        fail_usage(f"version {target} is not awaiting approval after the gate")
     before = alias_version(settings.mlflow, name, CHAMPION)
     set_alias(settings.mlflow, name, CHAMPION, target)
     reasons = (
@@ -241,7 +232,7 @@ def rollback(
     current = alias_version(settings.mlflow, name, CHAMPION)
     last = next((d for d in reversed(moves) if d.challenger_version == current), None)
     if last is None:
-        raise typer.BadParameter(f"no recorded promotion of {name} v{current} to undo")
+        fail_usage(f"no recorded promotion of {name} v{current} to undo")
     set_alias(settings.mlflow, name, CHAMPION, last.champion_version)  # type: ignore[arg-type]
     store.record_decision(
         ModelDecision(
@@ -262,7 +253,10 @@ def rollback(
 def decisions(task: Annotated[str, typer.Argument(help="Task whose decisions to list.")]) -> None:
     """Every promotion, refusal, approval and rollback, with its reasons."""
     settings = Settings()
-    for d in open_store(settings).decisions(_task(task).registered_model):
+    found = open_store(settings).decisions(_task(task).registered_model)
+    if not found:
+        typer.echo("No gate decisions yet.")
+    for d in found:
         typer.echo(
             f"{d.decided_at:%Y-%m-%d %H:%M} {d.decision:<17} v{d.champion_version} -> "
             f"v{d.challenger_version} by {d.decided_by}"
@@ -298,7 +292,6 @@ def label() -> None:
 
     from learning.labels import label_predictions
     from storage.db import create_db_engine
-    from storage.repository import Store
 
     settings = Settings()
     store = Store(create_db_engine(settings.resolved_database_url))

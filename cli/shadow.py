@@ -10,7 +10,8 @@ from typing import Annotated
 import typer
 
 from cds_service.config import Settings
-from cli.models import open_store
+from cli.errors import fail
+from cli.store import open_store
 from evaluation.shadow_analysis import ShadowSummary, render
 from learning.shadow_registry import shadow_summary, start_model_shadow, start_rule_shadow
 
@@ -49,8 +50,7 @@ def start(
         else:
             raise ValueError("give either --rule-file, or --model with --version")
     except ValueError as error:
-        typer.echo(f"not started: {error}", err=True)
-        raise typer.Exit(1) from None
+        fail(f"not started: {error}")
     typer.echo(f"started shadow {run.id}: {run.subject} {run.candidate_version} ({run.kind})")
 
 
@@ -58,15 +58,17 @@ def start(
 def stop(shadow_id: Annotated[str, typer.Argument()]) -> None:
     """Stop a shadow run; its comparisons stay for the report."""
     if not open_store(Settings()).stop_shadow(shadow_id):
-        typer.echo(f"no active shadow run {shadow_id}", err=True)
-        raise typer.Exit(1)
+        fail(f"no active shadow run {shadow_id}")
     typer.echo(f"stopped {shadow_id}")
 
 
 @shadow_app.command("list")
 def list_runs() -> None:
     """Every shadow run ever started."""
-    for run in open_store(Settings()).shadow_runs():
+    runs = open_store(Settings()).shadow_runs()
+    if not runs:
+        typer.echo("No shadow runs yet (start one with `lhs shadow start`).")
+    for run in runs:
         stopped = f", stopped {run.stopped_at:%Y-%m-%d}" if run.stopped_at else ""
         typer.echo(
             f"{run.id}  {run.status}  {run.kind} {run.subject} {run.candidate_version}  "
@@ -87,8 +89,7 @@ def report(
     store = open_store(settings)
     run = next((r for r in store.shadow_runs() if r.id == shadow_id), None)
     if run is None:
-        typer.echo(f"no shadow run {shadow_id}", err=True)
-        raise typer.Exit(1)
+        fail(f"no shadow run {shadow_id}")
     summary = shadow_summary(store, run)
     typer.echo(json.dumps(dataclasses.asdict(summary), indent=2) if as_json else render(summary))
     if to_mlflow:

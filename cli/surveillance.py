@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 from cds_service.config import Settings
-from cli.models import open_store
+from cli.errors import fail_usage
+from cli.store import open_store
 from evaluation.syndromic import MIN_CELL, area_series, suppress
 from knowledge.syndromes import load_syndromes
 from learning.surveillance import LOOKBACK_DAYS, detect
@@ -96,7 +97,7 @@ def counts_command(
     settings = Settings()
     syndromes = load_syndromes(settings.knowledge_dir)
     if syndrome not in syndromes:
-        raise typer.BadParameter(f"no syndrome {syndrome!r}; known: {', '.join(syndromes)}")
+        fail_usage(f"no syndrome {syndrome!r}; known: {', '.join(syndromes)}")
     last = _today(today)
     first = last - timedelta(days=days - 1)
     store = open_store(settings)

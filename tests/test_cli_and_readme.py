@@ -46,14 +46,11 @@ def test_call_completes_a_context_only_spec_example(live_service):
     require_shared()
     example = CDS_HOOKS_EXAMPLES / "hook-patient-view-example-1.json"
     result = runner.invoke(cli, ["call", "lhs-patient-view", str(example), "--url", live_service])
-    # The spec's example carries no data and no FHIR server: the spec's answer is 412.
+    # The spec's example carries no data and no FHIR server: the spec's answer is 412,
+    # said in one line with the prefetch keys that could not be obtained.
     assert result.exit_code == 1
-    assert json.loads(result.output)["error"] == "precondition_failed"
-
-
-def test_unknown_example_is_a_usage_error():
-    result = runner.invoke(cli, ["example", "nope"])
-    assert result.exit_code == 2
+    assert result.output.startswith("error: the service answered 412: required FHIR data")
+    assert "prefetch.patient: unavailable" in result.output
 
 
 def test_db_upgrade_creates_the_embedded_database(tmp_path):

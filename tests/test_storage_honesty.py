@@ -8,8 +8,8 @@ from typer.testing import CliRunner
 
 from cds_service.app import create_app
 from cds_service.config import Settings
-from cli.main import _prepare_database
 from cli.main import app as cli
+from cli.service import prepare_database
 from storage.migrate import current_revision, head_revision, upgrade_database
 
 
@@ -27,7 +27,7 @@ def test_serve_refuses_a_postgresql_database_that_is_behind(postgres_url, monkey
 
 def test_serve_migrates_the_embedded_sqlite_database(tmp_path):
     settings = Settings(data_dir=tmp_path / "data")
-    _prepare_database(settings)
+    prepare_database(settings)
     assert current_revision(settings.resolved_database_url) == head_revision()
 
 
