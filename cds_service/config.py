@@ -12,6 +12,17 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from knowledge.library import KNOWLEDGE_DIR
 from models.registry import MlflowLocation
 
+REPOSITORY = Path(__file__).resolve().parents[1]
+FULL_PATIENT_SET = REPOSITORY.parent / "shared" / "fhir" / "synthea"
+"""The 528 synthetic patients, where a checkout has them beside it (optional)."""
+SAMPLE_PATIENTS = REPOSITORY / "sample_data" / "synthea"
+"""The sample the repository carries (sample_data/README.md)."""
+
+
+def default_patients() -> Path:
+    """The full set of synthetic patients when it is there, else the repository's sample."""
+    return FULL_PATIENT_SET if FULL_PATIENT_SET.is_dir() else SAMPLE_PATIENTS
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LHS_", env_file=None, extra="ignore")
@@ -130,9 +141,10 @@ class Settings(BaseSettings):
         "signals reach patient-view cards at once).",
     )
     training_data: Path = Field(
-        Path("../shared/fhir/synthea"),
+        default_factory=default_patients,
         description="Folder of FHIR patient Bundles that `lhs train` (and the first `make run`) "
-        "learns from.",
+        "learns from and `lhs sweep` runs over. Default: ../shared/fhir/synthea beside the "
+        "repository when present, else the repository's sample_data/synthea.",
     )
 
     @property

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import Field, ValidationError, model_validator
 
@@ -54,24 +54,32 @@ class FeedbackRequest(WireRequest):
     )
 
 
-def validate_feedback_items(
-    raw_items: list[Any],
-) -> tuple[list[FeedbackItem], list[dict[str, Any]], list[dict[str, str]]]:
-    """(valid items, their JSON as sent, problems): each item is validated on its own so that
-    a malformed one is named (``feedback.<index>.<field>``) without losing the others."""
-    valid: list[FeedbackItem] = []
-    raw_valid: list[dict[str, Any]] = []
-    problems: list[dict[str, str]] = []
+class ValidatedFeedback(NamedTuple):
+    items: list[FeedbackItem]
+    raw_items: list[dict[str, Any]]
+    """The valid items' JSON as sent."""
+    indexes: list[int]
+    """Each valid item's position in the request (to name it in answers)."""
+    problems: list[dict[str, str]]
+    """What is wrong with the others, by field (``feedback.<index>.<field>``)."""
+
+
+def validate_feedback_items(raw_items: list[Any]) -> ValidatedFeedback:
+    """Each item is validated on its own, so that a malformed one is named without losing
+    the others."""
+    validated = ValidatedFeedback([], [], [], [])
     for index, raw in enumerate(raw_items):
         try:
-            valid.append(FeedbackItem.model_validate(raw))
-            raw_valid.append(raw)
+            validated.items.append(FeedbackItem.model_validate(raw))
         except ValidationError as error:
-            problems.extend(
+            validated.problems.extend(
                 {
                     "field": ".".join(["feedback", str(index), *(str(p) for p in e["loc"])]),
                     "message": e["msg"],
                 }
                 for e in error.errors(include_url=False, include_input=False)
             )
-    return valid, raw_valid, problems
+            continue
+        validated.raw_items.append(raw)
+        validated.indexes.append(index)
+    return validated

@@ -24,6 +24,8 @@ class FeedbackReceipt:
     spooled: int = 0
     unknown_cards: list[str] = field(default_factory=list)
     """Cards this client was never shown: their items were not stored."""
+    adjusted: list[tuple[int, str]] = field(default_factory=list)
+    """(position among the items, why) of timestamps stored as the nearest possible time."""
 
 
 def keep_feedback(
@@ -49,5 +51,12 @@ def keep_feedback(
         waiting = set(outcome.unknown_cards)
         late = [raw for item, raw in zip(items, raw_items, strict=True) if item.card in waiting]
         spool.spool_feedback(owner, service_id, late)
-        return FeedbackReceipt(outcome.stored, outcome.duplicates, spooled=len(late))
-    return FeedbackReceipt(outcome.stored, outcome.duplicates, unknown_cards=outcome.unknown_cards)
+        return FeedbackReceipt(
+            outcome.stored, outcome.duplicates, spooled=len(late), adjusted=outcome.adjusted
+        )
+    return FeedbackReceipt(
+        outcome.stored,
+        outcome.duplicates,
+        unknown_cards=outcome.unknown_cards,
+        adjusted=outcome.adjusted,
+    )

@@ -8,7 +8,7 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, delete, func, insert, or_, update
@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from evaluation.feedback_analytics import CardRow
+from fhir_client.fhirdates import as_utc
 from fhir_client.outcomes import OutcomeInput
 from hooks.cards import Card
 from hooks.feedback import FeedbackItem
@@ -95,11 +96,18 @@ class OutcomeCounts:
     duplicates: int
 
 
+FEEDBACK_CLOCK_SKEW = timedelta(minutes=5)
+"""How far ahead of ours an EHR's clock may run before a feedback time counts as impossible."""
+
+
 @dataclass(frozen=True)
 class FeedbackOutcome:
     stored: int
     duplicates: int
     unknown_cards: list[str] = field(default_factory=list)
+    adjusted: list[tuple[int, str]] = field(default_factory=list)
+    """(position among the items, why): an outcomeTimestamp that cannot be true (before the
+    card was issued, or after the item arrived) is stored as the nearest possible time."""
 
 
 def feedback_dedupe_key(service_id: str, raw_item: Any) -> str:
@@ -265,13 +273,14 @@ class Store:
         card_uuids = {item.card for item in items}
         with Session(self.engine) as session:
             known = {
-                uuid: (patient, rule, fingerprint)
-                for uuid, patient, rule, fingerprint in session.exec(
+                uuid: (patient, rule, fingerprint, issued_at)
+                for uuid, patient, rule, fingerprint, issued_at in session.exec(
                     select(
                         IssuedCard.uuid,
                         IssuedCard.patient_key,
                         IssuedCard.rule_id,
                         IssuedCard.fingerprint,
+                        IssuedCard.created_at,
                     ).where(
                         col(IssuedCard.uuid).in_(card_uuids),
                         IssuedCard.owner == owner,
@@ -280,14 +289,32 @@ class Store:
                 )
             }
             stored = 0
+            adjusted: list[tuple[int, str]] = []
             received_at = utcnow()
-            for item, raw in zip(items, raw_items, strict=True):
+            for position, (item, raw) in enumerate(zip(items, raw_items, strict=True)):
                 if item.card not in known:
                     continue
                 reason = item.overrideReason.reason if item.overrideReason else None
-                timestamp = item.outcomeTimestamp
-                if timestamp.tzinfo is None:
-                    timestamp = timestamp.replace(tzinfo=UTC)
+                timestamp = as_utc(item.outcomeTimestamp)
+                issued_at = known[item.card][3]
+                # Time to action is measured from these: an impossible time would make it
+                # negative (or longer than it was) in every analysis downstream.
+                if timestamp < issued_at:
+                    adjusted.append(
+                        (
+                            position,
+                            f"before the card was issued ({issued_at.isoformat()}); stored as the issue time",
+                        )
+                    )
+                    timestamp = issued_at
+                elif timestamp > received_at + FEEDBACK_CLOCK_SKEW:
+                    adjusted.append(
+                        (
+                            position,
+                            f"after the feedback arrived ({received_at.isoformat()}); stored as the arrival time",
+                        )
+                    )
+                    timestamp = received_at
                 values = {
                     "dedupe_key": feedback_dedupe_key(service_id, raw),
                     "service_id": service_id,
@@ -316,7 +343,7 @@ class Store:
                 new = session.connection().execute(statement).first()
                 stored += new is not None
                 if new is not None and item.outcome == "overridden":
-                    patient, rule, fingerprint = known[item.card]
+                    patient, rule, fingerprint, _ = known[item.card]
                     session.add(
                         CardOverride(
                             feedback_id=new[0],
@@ -332,6 +359,7 @@ class Store:
             stored=stored,
             duplicates=sum(item.card in known for item in items) - stored,
             unknown_cards=unknown,
+            adjusted=adjusted,
         )
 
     def claim_jtis(self, claims: Sequence[tuple[str, datetime]]) -> list[bool]:

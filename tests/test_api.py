@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -20,6 +20,10 @@ from tests.service_app import app_factory
 from tests.shared_data import example
 
 TODAY = date.today()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 @pytest.fixture
@@ -240,13 +244,23 @@ def test_feedback_on_an_issued_card_is_stored_linked_and_idempotent(app, client)
         "card": card["uuid"],
         "outcome": "accepted",
         "acceptedSuggestions": [{"id": card["suggestions"][0]["uuid"]}],
-        "outcomeTimestamp": "2026-11-24T10:05:31Z",
+        "outcomeTimestamp": _now(),
     }
     first = client.post("/cds-services/lhs-order-sign/feedback", json={"feedback": [item]})
     assert first.status_code == 200
-    assert first.json() == {"stored": 1, "duplicates": 0, "unknownCards": []}
+    assert first.json() == {
+        "stored": 1,
+        "duplicates": 0,
+        "unknownCards": [],
+        "adjustedTimestamps": [],
+    }
     again = client.post("/cds-services/lhs-order-sign/feedback", json={"feedback": [item]})
-    assert again.json() == {"stored": 0, "duplicates": 1, "unknownCards": []}
+    assert again.json() == {
+        "stored": 0,
+        "duplicates": 1,
+        "unknownCards": [],
+        "adjustedTimestamps": [],
+    }
     with _session(app) as session:
         records = session.exec(select(FeedbackRecord)).all()
         assert len(records) == 1
@@ -264,6 +278,7 @@ def _on_issued_card(name: str, card: dict[str, Any]) -> dict[str, Any]:
     """The spec's feedback example, pointed at a card (and suggestion) this service issued."""
     item = copy.deepcopy(example(name)["feedback"][0])
     item["card"] = card["uuid"]
+    item["outcomeTimestamp"] = _now()  # the spec's examples are dated years before our cards
     for accepted in item.get("acceptedSuggestions", ()):
         accepted["id"] = card["suggestions"][0]["uuid"]
     return item
@@ -274,7 +289,12 @@ def test_spec_feedback_examples_are_stored(client, name):
     item = _on_issued_card(name, _issue_card(client))
     response = client.post("/cds-services/lhs-order-sign/feedback", json={"feedback": [item]})
     assert response.status_code == 200
-    assert response.json() == {"stored": 1, "duplicates": 0, "unknownCards": []}
+    assert response.json() == {
+        "stored": 1,
+        "duplicates": 0,
+        "unknownCards": [],
+        "adjustedTimestamps": [],
+    }
 
 
 @pytest.mark.parametrize("name", SPEC_FEEDBACK)
@@ -285,6 +305,7 @@ def test_feedback_on_cards_never_issued_is_named_and_not_stored(app, client, nam
         "stored": 0,
         "duplicates": 0,
         "unknownCards": [example(name)["feedback"][0]["card"]],
+        "adjustedTimestamps": [],
     }
     with _session(app) as session:
         assert session.exec(select(FeedbackRecord)).all() == []
@@ -356,3 +377,33 @@ def test_openapi_documents_the_error_shapes(client):
     call = schema["paths"]["/cds-services/{service_id}"]["post"]["responses"]
     assert {"200", "400", "404", "412"} <= call.keys()
     assert "422" not in call
+
+
+def test_an_impossible_feedback_time_is_stored_as_the_nearest_possible_one_and_said(app, client):
+    card = _issue_card(client)
+    with _session(app) as session:
+        issued_at = session.exec(select(IssuedCard).where(IssuedCard.uuid == card["uuid"])).one()
+    issued = issued_at.created_at
+    early = {"card": card["uuid"], "outcome": "overridden"}
+    early["outcomeTimestamp"] = (issued - timedelta(days=10)).isoformat()
+    late = dict(early, outcome="accepted", acceptedSuggestions=[{"id": "x"}])
+    late["outcomeTimestamp"] = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    malformed = {"card": card["uuid"], "outcome": "maybe"}
+    response = client.post(
+        "/cds-services/lhs-order-sign/feedback", json={"feedback": [malformed, early, late]}
+    )
+    assert response.status_code == 400  # the malformed item is named; the others are kept
+    body = response.json()
+    assert body["stored"] == 2
+    assert [a["field"] for a in body["adjustedTimestamps"]] == [
+        "feedback.1.outcomeTimestamp",
+        "feedback.2.outcomeTimestamp",
+    ]
+    assert body["adjustedTimestamps"][0]["message"].startswith("before the card was issued")
+    assert body["adjustedTimestamps"][1]["message"].startswith("after the feedback arrived")
+    with _session(app) as session:
+        stored = session.exec(select(FeedbackRecord).order_by(FeedbackRecord.id)).all()
+    assert stored[0].outcome_timestamp == issued
+    assert issued < stored[1].outcome_timestamp <= stored[1].received_at
+    analytics = client.get("/analytics/feedback").json()
+    assert analytics["overall"]["median_seconds_to_action"] >= 0

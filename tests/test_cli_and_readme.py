@@ -17,7 +17,7 @@ from cli.main import app as cli
 from storage.migrate import head_revision
 from tests.live_server import serve
 from tests.service_app import app_factory
-from tests.shared_data import CDS_HOOKS_EXAMPLES, require_shared
+from tests.shared_data import CDS_HOOKS_EXAMPLES
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -43,7 +43,6 @@ def test_example_then_call_prints_the_cards(live_service, tmp_path):
 
 
 def test_call_completes_a_context_only_spec_example(live_service):
-    require_shared()
     example = CDS_HOOKS_EXAMPLES / "hook-patient-view-example-1.json"
     result = runner.invoke(cli, ["call", "lhs-patient-view", str(example), "--url", live_service])
     # The spec's example carries no data and no FHIR server: the spec's answer is 412,
@@ -86,7 +85,8 @@ def test_readme_examples_run_as_printed(live_service, tmp_path):
     joined = "\n".join(outputs)
     assert '"services"' in joined
     assert "[CRITICAL]" in joined
-    assert '"unknownCards"' in joined
+    # The feedback is on the card the README's call was shown, at a true time: stored as sent.
+    assert '{"stored":1,"duplicates":0,"unknownCards":[],"adjustedTimestamps":[]}' in joined
 
 
 def test_readme_outcomes_example_runs_as_printed(live_service):

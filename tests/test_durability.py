@@ -9,7 +9,7 @@ import sys
 import textwrap
 import time
 import uuid
-from datetime import date
+from datetime import UTC, date, datetime
 
 from fastapi.testclient import TestClient
 from sqlalchemy import text
@@ -24,7 +24,11 @@ from tests.waiting import wait_for
 def _batch(cards: list[str]) -> dict:
     return {
         "feedback": [
-            {"card": card, "outcome": "overridden", "outcomeTimestamp": "2026-11-24T10:00:00Z"}
+            {
+                "card": card,
+                "outcome": "overridden",
+                "outcomeTimestamp": datetime.now(UTC).isoformat(),
+            }
             for card in cards
         ]
     }
@@ -109,7 +113,7 @@ WRITER = textwrap.dedent(
             [IssuedCardInput(card, "rule-a", "1.0.0") for card in cards],
         )
         raw = [{"card": card.uuid, "outcome": "accepted", "acceptedSuggestions": [{"id": "s"}],
-                "outcomeTimestamp": "2026-11-24T10:00:00Z"} for card in cards]
+                "outcomeTimestamp": datetime.now(UTC).isoformat()} for card in cards]
         store.record_feedback("", "lhs-order-sign", [FeedbackItem.model_validate(r) for r in raw], raw)
         print(n, flush=True)  # printed only after the transaction committed
         n += 1
@@ -170,6 +174,7 @@ def test_feedback_on_a_card_still_in_the_spool_waits_behind_it(tmp_path):
             "duplicates": 0,
             "spooled": len(shown),
             "unknownCards": [],
+            "adjustedTimestamps": [],
         }
         store = app.state.lhs.store
         app.state.lhs.spool.drain(store)

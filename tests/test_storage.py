@@ -55,7 +55,7 @@ def _feedback(card_uuid: str, **overrides) -> tuple[FeedbackItem, dict]:
     raw = {
         "card": card_uuid,
         "outcome": "overridden",
-        "outcomeTimestamp": "2026-11-24T10:00:00Z",
+        "outcomeTimestamp": datetime.now(UTC).isoformat(),
     } | overrides
     return FeedbackItem.model_validate(raw), raw
 
@@ -112,7 +112,7 @@ def test_feedback_is_idempotent_and_linked(store):
     assert (again.stored, again.duplicates) == (0, 2)
     (record,) = store.feedback_for_card(card.uuid)
     assert record.issued_card_uuid == card.uuid
-    assert record.outcome_timestamp == datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+    assert record.outcome_timestamp == item.outcomeTimestamp
 
 
 def test_overrides_are_kept_by_patient_and_rule_and_rebuilt_by_the_migration(database_url):
@@ -137,7 +137,7 @@ def test_overrides_are_kept_by_patient_and_rule_and_rebuilt_by_the_migration(dat
         _feedback("never-issued"),
     ]
     store.record_feedback("", "lhs-order-sign", [i for i, _ in items], [r for _, r in items])
-    when = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+    when = items[0][0].outcomeTimestamp
     since = when - timedelta(days=1)
     expected = {("rule-a", "f-a", when)}
     assert store.overridden_since("k" * 64, ["rule-a", "rule-b"], since) == expected
@@ -181,21 +181,20 @@ def test_feedback_on_cards_not_shown_to_the_sender_is_not_stored(store):
 def test_distinct_feedback_on_one_card_is_all_kept(store):
     (card,) = _issued(store)
     first = _feedback(card)
-    later = _feedback(card, outcomeTimestamp="2026-11-24T11:00:00Z")
+    later = _feedback(card, outcomeTimestamp=(datetime.now(UTC) + timedelta(seconds=1)).isoformat())
     store.record_feedback("", "lhs-order-sign", [first[0], later[0]], [first[1], later[1]])
     assert len(store.feedback_for_card(card)) == 2
 
 
 def test_timestamps_round_trip_as_utc(store):
     (card,) = _issued(store)
-    item, raw = _feedback(card, outcomeTimestamp="2026-11-24T12:00:00+02:00")
+    # A minute after the card was issued, as a clock two hours east of UTC writes it.
+    east = datetime.now(timezone(timedelta(hours=2))).replace(microsecond=0) + timedelta(minutes=1)
+    item, raw = _feedback(card, outcomeTimestamp=east.isoformat())
     store.record_feedback("", "lhs-order-sign", [item], [raw])
     (record,) = store.feedback_for_card(card)
-    assert record.outcome_timestamp == datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+    assert record.outcome_timestamp == east.astimezone(UTC)
     assert record.outcome_timestamp.utcoffset() == timedelta(0)
-    assert record.outcome_timestamp == datetime(
-        2026, 11, 24, 12, 0, tzinfo=timezone(timedelta(hours=2))
-    )
 
 
 def test_concurrent_writers_lose_nothing(store):

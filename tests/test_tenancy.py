@@ -8,7 +8,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import jwt
@@ -104,7 +104,7 @@ def overridden(card: dict[str, Any]) -> dict[str, Any]:
             {
                 "card": card["uuid"],
                 "outcome": "overridden",
-                "outcomeTimestamp": "2026-12-04T10:00:00Z",
+                "outcomeTimestamp": datetime.now(UTC).isoformat(),
             }
         ]
     }
@@ -134,11 +134,21 @@ def test_feedback_on_another_clients_card_is_not_stored(client):
     path = "/cds-services/lhs-order-sign/feedback"
     response = call(client, EHR_B, "POST", path, json=overridden(card))
     assert response.status_code == 200
-    assert response.json() == {"stored": 0, "duplicates": 0, "unknownCards": [card["uuid"]]}
+    assert response.json() == {
+        "stored": 0,
+        "duplicates": 0,
+        "unknownCards": [card["uuid"]],
+        "adjustedTimestamps": [],
+    }
     with Session(client.app.state.lhs.store.engine) as session:
         assert session.exec(select(FeedbackRecord)).all() == []
     mine = call(client, EHR_A, "POST", path, json=overridden(card))
-    assert mine.json() == {"stored": 1, "duplicates": 0, "unknownCards": []}
+    assert mine.json() == {
+        "stored": 1,
+        "duplicates": 0,
+        "unknownCards": [],
+        "adjustedTimestamps": [],
+    }
     assert "lhs_feedback_unknown_cards_total 1.0" in client.get("/metrics").text
 
 

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from cds_service.dependencies import ERRORS, CurrentCaller, State
-from cds_service.errors import ErrorResponse, error_response
+from cds_service.errors import ErrorDetail, ErrorResponse, error_response
 from cds_service.fastjson import OrjsonRoute
 from hooks.feedback import FeedbackRequest, validate_feedback_items
 from storage.feedback_intake import keep_feedback
@@ -23,6 +23,12 @@ class FeedbackResponse(BaseModel):
     duplicates: int
     unknownCards: list[str] = Field(
         description="Cards this service never showed the calling client: their items were not stored."
+    )
+    adjustedTimestamps: list[ErrorDetail] = Field(
+        default_factory=list,
+        description="Items stored with another outcomeTimestamp than sent, and why: before the "
+        "card was issued (stored as the issue time) or after the item arrived (stored as the "
+        "arrival time).",
     )
 
 
@@ -37,6 +43,7 @@ class FeedbackErrorResponse(ErrorResponse):
     duplicates: int | None = None
     spooled: int | None = None
     unknownCards: list[str] | None = None
+    adjustedTimestamps: list[ErrorDetail] | None = None
 
 
 @router.post(
@@ -60,27 +67,43 @@ async def feedback(
     """Receive feedback on cards; each item is stored once, however often it is re-sent."""
     if service_id not in state.services:
         return error_response(404, f"no CDS service with id '{service_id}'")
-    valid, raw_valid, problems = validate_feedback_items(body.feedback)
+    validated = validate_feedback_items(body.feedback)
     receipt = await run_in_threadpool(
-        keep_feedback, state.store, state.spool, caller.owner, service_id, valid, raw_valid
+        keep_feedback,
+        state.store,
+        state.spool,
+        caller.owner,
+        service_id,
+        validated.items,
+        validated.raw_items,
     )
     unknown = set(receipt.unknown_cards)
-    for item in valid:
+    for item in validated.items:
         if item.card not in unknown:
             state.metrics.feedback.labels(service_id, item.outcome).inc()
-    state.metrics.unknown_feedback_cards.inc(sum(item.card in unknown for item in valid))
+    state.metrics.unknown_feedback_cards.inc(sum(item.card in unknown for item in validated.items))
     counts: dict[str, Any] = {"stored": receipt.stored, "duplicates": receipt.duplicates}
     if receipt.spooled:
         state.metrics.spooled_feedback.inc(receipt.spooled)
         counts["spooled"] = receipt.spooled
-    if problems:
+    adjusted = [
+        {"field": f"feedback.{validated.indexes[position]}.outcomeTimestamp", "message": why}
+        for position, why in receipt.adjusted
+    ]
+    if validated.problems:
         return error_response(
             400,
-            f"{len(body.feedback) - len(valid)} feedback item(s) are malformed; the others were kept",
-            problems,
+            f"{len(body.feedback) - len(validated.items)} feedback item(s) are malformed; "
+            "the others were kept",
+            validated.problems,
             **counts,
             unknownCards=receipt.unknown_cards,
+            adjustedTimestamps=adjusted,
         )
     if receipt.spooled:
-        return JSONResponse({**counts, "unknownCards": []}, status_code=202)
-    return FeedbackResponse(**counts, unknownCards=receipt.unknown_cards)
+        return JSONResponse(
+            {**counts, "unknownCards": [], "adjustedTimestamps": []}, status_code=202
+        )
+    return FeedbackResponse(
+        **counts, unknownCards=receipt.unknown_cards, adjustedTimestamps=adjusted
+    )
