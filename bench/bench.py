@@ -22,8 +22,9 @@ from pathlib import Path
 
 import httpx
 
+from cds_service.config import default_patients
+
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "fhir" / "synthea"
 
 
 def _free_port() -> int:
@@ -40,7 +41,7 @@ def build_request(target_resources: int = 200) -> dict:
     from point_of_care.sweep import requests_for_patient
 
     services = build_services(load_library())
-    for path in patient_bundles(SHARED):
+    for path in patient_bundles(default_patients()):
         for service, request in requests_for_patient(load_bundle(path), services):
             if service.id != "lhs-patient-view":
                 continue
@@ -58,7 +59,7 @@ def build_request(target_resources: int = 200) -> dict:
                     )
                     budget -= keep
                 return request
-    raise SystemExit("no synthetic patient with enough data found in ../shared")
+    raise SystemExit(f"no synthetic patient with enough data found in {default_patients()}")
 
 
 def count_resources(request: dict) -> int:
@@ -74,7 +75,7 @@ def service_env(data_dir: str, **settings: str) -> dict[str, str]:
     off unless ``settings`` say otherwise."""
     return {
         "LHS_DATA_DIR": data_dir,
-        "LHS_PSEUDONYM_KEY": "bench",
+        "LHS_PSEUDONYM_KEY": "bench-pseudonym-key-of-32-characters",
         "LHS_AUTH": "off",
         "LHS_LOG_LEVEL": "ERROR",
         **settings,

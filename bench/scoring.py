@@ -16,7 +16,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cds_service.config import Settings
+from cds_service.config import Settings, default_patients
 from fhir_client.bundles import load_bundle, patient_bundles
 from fhir_client.record import PatientRecord
 from knowledge.library import load_library
@@ -29,8 +29,6 @@ from models.tasks import READMISSION_30D
 from models.training import TrainingOptions, train_task
 from point_of_care.invocation import draft_medication_orders, validate_context
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "fhir" / "synthea"
-
 
 def _location(features: ReadmissionFeatures) -> MlflowLocation:
     location = Settings().mlflow
@@ -39,7 +37,7 @@ def _location(features: ReadmissionFeatures) -> MlflowLocation:
     folder = Path(tempfile.mkdtemp(prefix="lhs-bench-mlflow-"))
     location = MlflowLocation(f"sqlite:///{folder / 'mlflow.db'}", folder / "artifacts")
     print("no @champion in the local store: training one for this run ...")
-    cohort = build_cohort(patient_bundles(SHARED), READMISSION_30D, features, b"bench")
+    cohort = build_cohort(patient_bundles(default_patients()), READMISSION_30D, features, b"bench")
     train_task(READMISSION_30D, cohort, location, TrainingOptions(bootstrap_rounds=50))
     return location
 
@@ -57,9 +55,9 @@ def main() -> None:
     rules = [r for r in library.rules if READMISSION_30D.hook in r.hooks]
 
     contexts = []
-    cohort = build_cohort(patient_bundles(SHARED), READMISSION_30D, features, b"bench")
+    cohort = build_cohort(patient_bundles(default_patients()), READMISSION_30D, features, b"bench")
     wanted = {e.encounter for e in cohort.examples[-args.calls :]}
-    for path in patient_bundles(SHARED):
+    for path in patient_bundles(default_patients()):
         resources = [e["resource"] for e in load_bundle(path)["entry"]]
         patient = next(r for r in resources if r["resourceType"] == "Patient")
         record = PatientRecord.from_resources(patient["id"], resources)

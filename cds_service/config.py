@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from knowledge.library import KNOWLEDGE_DIR
@@ -19,6 +20,17 @@ SAMPLE_PATIENTS = REPOSITORY / "sample_data" / "synthea"
 """The sample the repository carries (sample_data/README.md)."""
 
 
+MIN_PSEUDONYM_KEY_LENGTH = 32
+
+
+def default_data_dir() -> Path:
+    """``data/`` in the checkout when the code runs from one, else the platform's per-user data
+    folder: the same folder whichever directory a command is run from."""
+    if (REPOSITORY / "pyproject.toml").is_file():
+        return REPOSITORY / "data"
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "lhs"
+
+
 def default_patients() -> Path:
     """The full set of synthetic patients when it is there, else the repository's sample."""
     return FULL_PATIENT_SET if FULL_PATIENT_SET.is_dir() else SAMPLE_PATIENTS
@@ -28,7 +40,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LHS_", env_file=None, extra="ignore")
 
     data_dir: Path = Field(
-        Path("data"), description="Folder for the embedded SQLite database and keys."
+        default_factory=default_data_dir,
+        description="Folder for the embedded SQLite database, the MLflow store, the spool, the "
+        "client registry and the pseudonym key. Default: data/ in the checkout when run from "
+        "one, else $XDG_DATA_HOME/lhs (~/.local/share/lhs). `lhs --data-dir` sets it too.",
     )
     knowledge_dir: Path = Field(
         KNOWLEDGE_DIR,
@@ -42,8 +57,9 @@ class Settings(BaseSettings):
     )
     pseudonym_key: SecretStr | None = Field(
         None,
-        description="Secret for keyed patient pseudonyms (HMAC-SHA256). If unset, a random key "
-        "is created in <data_dir>/pseudonym.key (fine for a trial, not for production).",
+        description="Secret for keyed patient pseudonyms (HMAC-SHA256), at least 32 characters. "
+        "If unset, a random key is created in <data_dir>/pseudonym.key (fine for a trial, not "
+        "for production).",
     )
     auth: Literal["on", "off"] = Field(
         "on",
@@ -146,6 +162,17 @@ class Settings(BaseSettings):
         "learns from and `lhs sweep` runs over. Default: ../shared/fhir/synthea beside the "
         "repository when present, else the repository's sample_data/synthea.",
     )
+
+    @field_validator("pseudonym_key")
+    @classmethod
+    def _key_long_enough(cls, key: SecretStr | None) -> SecretStr | None:
+        # An HMAC-SHA256 key shorter than the hash's 32 bytes weakens it (NIST SP 800-107r1 5.3.4),
+        # and a short memorable string can be guessed, turning every pseudonym back into an id.
+        if key is not None and len(key.get_secret_value()) < MIN_PSEUDONYM_KEY_LENGTH:
+            raise ValueError(
+                f"must be at least {MIN_PSEUDONYM_KEY_LENGTH} characters (e.g. `openssl rand -hex 32`)"
+            )
+        return key
 
     @property
     def resolved_clients_file(self) -> Path:

@@ -9,7 +9,13 @@ from dataclasses import dataclass
 import httpx
 from sqlalchemy.exc import SQLAlchemyError
 
-from cds_service.auth import DatabaseReplayCache, JwksCache, RedisReplayCache, ReplayCache
+from cds_service.auth import (
+    ClientRegistry,
+    DatabaseReplayCache,
+    JwksCache,
+    RedisReplayCache,
+    ReplayCache,
+)
 from cds_service.client_auth import ClientAuthenticator
 from cds_service.config import Settings
 from cds_service.observability import Metrics
@@ -134,6 +140,12 @@ def _authenticator(
         logger.warning(
             "LHS_PUBLIC_BASE_URL IS NOT SET: the JWT audience is taken from each request's "
             "Host header. Set it to the service's external URL in production."
+        )
+    if not ClientRegistry.load(settings.resolved_clients_file).clients:
+        logger.warning(
+            "NO CDS CLIENT IS REGISTERED: every call is answered 401 until one is. Register the "
+            "EHR with `lhs clients add ISSUER --jwks-url URL` (in a container: docker exec "
+            "CONTAINER lhs clients add ...), or try the service locally with LHS_AUTH=off."
         )
     return ClientAuthenticator(
         settings.resolved_clients_file,

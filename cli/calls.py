@@ -120,8 +120,11 @@ def refusal(response: httpx.Response) -> str:
 
 def sweep(
     folder: Annotated[
-        Path, typer.Argument(help="Folder of FHIR patient Bundles (.json or .json.gz).")
-    ] = Path("../shared/fhir/synthea"),
+        Path | None,
+        typer.Argument(
+            help="Folder of FHIR patient Bundles (.json or .json.gz); default LHS_TRAINING_DATA."
+        ),
+    ] = None,
     as_of: Annotated[
         str | None,
         typer.Option(help="Evaluate as of this date (default LHS_EVALUATION_TIME or now)."),
@@ -147,6 +150,7 @@ def sweep(
         )
     except ValueError:
         fail(f"--as-of takes a date such as 2024-06-30, not {as_of!r}")
+    folder = folder or settings.training_data
     paths = list(islice(patient_bundles(folder), limit)) if folder.is_dir() else []
     if not paths:
         fail(f"no FHIR patient Bundles (*.json, *.json.gz) in {folder}")

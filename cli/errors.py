@@ -13,9 +13,10 @@ from typing import NoReturn
 
 import httpx
 import typer
+from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
-FORESEEN = (httpx.HTTPError, OSError, json.JSONDecodeError, SQLAlchemyError)
+FORESEEN = (ValidationError, httpx.HTTPError, OSError, json.JSONDecodeError, SQLAlchemyError)
 """Failures a user can act on from the message alone (no traceback hint)."""
 
 
@@ -44,6 +45,12 @@ def one_line(error: BaseException) -> str:
             return f"{error.strerror.lower() if error.strerror else error}: {error.filename}"
         case json.JSONDecodeError():
             return f"not valid JSON: {error.msg} (line {error.lineno}, column {error.colno})"
+        case ValidationError() if error.title == "Settings":
+            problems = "; ".join(
+                f"LHS_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+                for e in error.errors()
+            )
+            return f"invalid setting: {problems}"
         case SQLAlchemyError():
             reason = str(getattr(error, "orig", None) or error).splitlines()[0]
             return (

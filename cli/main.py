@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -48,8 +49,20 @@ def root(
     debug: Annotated[
         bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")
     ] = False,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            envvar="LHS_DATA_DIR",
+            help="The data folder (database, MLflow store, spool, clients, key); default: data/ "
+            "in the checkout, else ~/.local/share/lhs.",
+        ),
+    ] = None,
 ) -> None:
     """Learning health system: a CDS Hooks 2.0 service that learns from what clinicians do."""
+    if data_dir is not None:
+        # Every command reads its settings from the environment: the flag is one more way to set it.
+        os.environ["LHS_DATA_DIR"] = str(data_dir.resolve())
 
 
 app.command(rich_help_panel=RUN)(serve)

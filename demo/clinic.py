@@ -1,6 +1,6 @@
 """The simulated clinic: every part of the learning loop, end to end, on embedded defaults.
 
-Rounds of discharges (synthetic patients from ../shared, and generated ones: copies with a
+Rounds of discharges (synthetic patients from ../shared or the repository's sample, and generated ones: copies with a
 new identity and a shifted age) are sent to the running service over HTTP with a signed
 CDS client JWT. Simulated clinicians accept or override the model's cards, more often
 accepting when the patient's true risk is high. Outcomes arrive through the outcomes
@@ -41,9 +41,9 @@ import numpy as np
 import typer
 import yaml
 
-from bench.bench import ROOT, SHARED, Server, TokenMinter
+from bench.bench import ROOT, Server, TokenMinter
 from cds_service.auth import ClientRegistration, ClientRegistry
-from cds_service.config import Settings
+from cds_service.config import Settings, default_patients
 from cli.analytics import gather_report, log_improvements
 from cli.experiments import log_analysis
 from cli.experiments import render as render_analysis
@@ -77,6 +77,9 @@ from point_of_care.sweep import hook_request
 from storage.db import create_db_engine
 from storage.repository import Store
 from storage.tables import ShadowRun
+
+PSEUDONYM_KEY = "demo-pseudonym-key-of-32-characters"
+"""The service's key and the training cohort's: the same patients get the same pseudonyms."""
 
 SERVICE = "lhs-encounter-discharge"
 FHIR_BASE = "https://demo-ehr.example/fhir"
@@ -438,14 +441,15 @@ def main() -> None:
     started = time.perf_counter()
     say = lambda message: typer.echo(f"[{time.perf_counter() - started:6.1f}s] {message}")  # noqa: E731
     rng = random.Random(args.seed)
-    if not SHARED.is_dir() and not args.outbreak:
-        raise SystemExit(f"the synthetic patients are needed at {SHARED}")
+    patients = default_patients()
+    if not patients.is_dir() and not args.outbreak:
+        raise SystemExit(f"the synthetic patients are needed at {patients}")
     shutil.rmtree(args.data_dir, ignore_errors=True)
     args.data_dir.mkdir(parents=True)
     minter = TokenMinter("ES384", issuer="https://demo-ehr.example")
     env = {
         "LHS_DATA_DIR": str(args.data_dir),
-        "LHS_PSEUDONYM_KEY": "demo",
+        "LHS_PSEUDONYM_KEY": PSEUDONYM_KEY,
         "LHS_AUTH": "on",
         "LHS_MODEL_REFRESH_SECONDS": "1",
         "LHS_SPOOL_DRAIN_INTERVAL": "1",
@@ -475,10 +479,10 @@ def main() -> None:
         return
     experiment = load_experiment(EXPERIMENT) if args.experiment else None
 
-    paths = list(patient_bundles(SHARED))
+    paths = list(patient_bundles(default_patients()))
     say(f"building the training cohort from {len(paths)} synthetic patients ...")
     features = ReadmissionFeatures(load_library())
-    base = build_cohort(paths, READMISSION_30D, features, b"demo")
+    base = build_cohort(paths, READMISSION_30D, features, PSEUDONYM_KEY.encode())
     options = TrainingOptions(seed=args.seed, bootstrap_rounds=100)
     first = train_task(READMISSION_30D, base, settings.mlflow, options, progress=lambda _: None)
     say(f"first model: v{first.version} @champion, test AUROC {first.test_metrics['auroc']}")

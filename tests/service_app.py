@@ -28,7 +28,10 @@ def app_factory(data_dir: Path) -> AppFactory:
         # Authentication has its own tests (test_auth.py); elsewhere it is off unless asked for.
         settings.setdefault("auth", "off")
         config = Settings(
-            data_dir=data_dir, database_url=database_url, pseudonym_key="test-secret", **settings
+            data_dir=data_dir,
+            database_url=database_url,
+            pseudonym_key="test-pseudonym-key-of-32-characters",
+            **settings,
         )
         upgrade_database(config.resolved_database_url)
         shipped = "knowledge_dir" not in settings

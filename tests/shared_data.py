@@ -1,34 +1,29 @@
-"""Locating and reading ../shared (synthetic patients and the CDS Hooks spec's examples)."""
+"""The synthetic patients and the CDS Hooks spec's examples the tests read: the full set at
+../shared when a checkout has it beside it, else the sample the repository carries."""
 
 from __future__ import annotations
 
 import json
-import os
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import pytest
-
+from cds_service.config import REPOSITORY, default_patients
 from fhir_client.bundles import load_bundle as read_bundle
 from fhir_client.bundles import patient_bundles
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-SYNTHEA = SHARED / "fhir" / "synthea"
-CDS_HOOKS_EXAMPLES = SHARED / "cds-hooks"
-
-
-def require_shared() -> None:
-    """Skip when ../shared is absent outside CI; in CI its absence is a failure."""
-    if not SYNTHEA.is_dir():
-        message = f"shared test material not found at {SHARED}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+SYNTHEA = default_patients()
+CDS_HOOKS_EXAMPLES = next(
+    folder
+    for folder in (
+        REPOSITORY.parent / "shared" / "cds-hooks",
+        REPOSITORY / "sample_data" / "cds-hooks",
+    )
+    if folder.is_dir()
+)
 
 
 def patient_files() -> list[Path]:
-    require_shared()
     return list(patient_bundles(SYNTHEA))
 
 
@@ -43,5 +38,4 @@ def patient_id(bundle: dict[str, Any]) -> str:
 
 
 def example(name: str) -> dict[str, Any]:
-    require_shared()
     return json.loads((CDS_HOOKS_EXAMPLES / name).read_text(encoding="utf-8"))

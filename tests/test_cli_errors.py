@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from cds_service.config import REPOSITORY, Settings
 from cli.main import main
 from storage.migrate import upgrade_database
 
@@ -99,14 +100,45 @@ def test_a_mistake_is_one_line_and_a_failing_exit(
     assert phrase in lines[0]
 
 
-def test_an_unmigrated_database_says_how_to_migrate(
+def test_a_missing_database_is_named_and_not_created(
     data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code, _, err = run(["analytics"], capsys)
     assert code == 2
     assert err.strip().splitlines() == [
+        f"error: no database at {data_dir / 'lhs.db'}: run `lhs db upgrade` (or `make db`) first"
+    ]
+    assert not (data_dir / "lhs.db").exists()
+
+
+def test_a_database_behind_the_code_says_how_to_migrate(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data_dir.mkdir(parents=True)
+    upgrade_database(f"sqlite:///{data_dir / 'lhs.db'}", "0011")
+    code, _, err = run(["analytics"], capsys)
+    assert code == 2
+    assert err.strip().splitlines() == [
         "error: the database is not migrated: run `lhs db upgrade` (or `make db`) first"
     ]
+
+
+def test_every_command_finds_the_same_data_folder_wherever_it_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Set, then removed: the variable `--data-dir` sets is restored after the test.
+    monkeypatch.setenv("LHS_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("LHS_DATA_DIR")
+    monkeypatch.delenv("LHS_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert Settings().data_dir == REPOSITORY / "data"  # not ./data of wherever one stands
+    folder = tmp_path / "elsewhere"
+    code, out, _ = run(["--data-dir", str(folder), "db", "upgrade"], capsys)
+    assert code == 0 and "database at revision" in out
+    monkeypatch.chdir(folder.parent.parent)
+    code, out, _ = run(["--data-dir", str(folder), "analytics"], capsys)
+    assert code == 0
+    assert out.strip() == "No hook calls and no cards in this period."
 
 
 def test_debug_shows_the_traceback(

@@ -8,13 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.shared_data import require_shared
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_simulated_clinic_runs_a_round_of_the_learning_loop(tmp_path):
-    require_shared()
     completed = subprocess.run(
         [
             sys.executable,

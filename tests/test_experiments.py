@@ -83,7 +83,7 @@ def _env(app) -> dict[str, str]:
     return {
         "LHS_DATA_DIR": str(settings.data_dir),
         "LHS_DATABASE_URL": settings.resolved_database_url,
-        "LHS_PSEUDONYM_KEY": "test-secret",
+        "LHS_PSEUDONYM_KEY": "test-pseudonym-key-of-32-characters",
     }
 
 

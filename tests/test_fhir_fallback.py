@@ -17,7 +17,7 @@ from hooks.context import PatientViewContext
 from point_of_care.sweep import requests_for_patient
 from tests.live_server import serve
 from tests.service_app import app_factory
-from tests.shared_data import SYNTHEA, load_bundle, require_shared
+from tests.shared_data import SYNTHEA, load_bundle
 from tests.simulated_ehr import Faults, SimulatedEhr
 
 PATIENT_FILES = [
@@ -80,7 +80,6 @@ def test_unavailable_tokens_are_reported():
 
 @pytest.fixture(scope="module")
 def store():
-    require_shared()
     return LocalFhirStore.from_bundles(load_bundle(SYNTHEA / name) for name in PATIENT_FILES)
 
 

@@ -40,7 +40,7 @@ def test_serve_with_two_workers_becomes_ready_and_one_holds_the_jobs(tmp_path):
         "LHS_AUTH": "off",
         "LHS_DATA_DIR": str(tmp_path / "data"),
         "LHS_PORT": str(port),
-        "LHS_PSEUDONYM_KEY": "test-secret",
+        "LHS_PSEUDONYM_KEY": "test-pseudonym-key-of-32-characters",
         "LHS_SPOOL_DRAIN_INTERVAL": "0.2",
     }
     lhs = Path(sys.executable).parent / "lhs"

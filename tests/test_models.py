@@ -179,12 +179,15 @@ def trained(tmp_path_factory):
     data.mkdir()
     for path in patient_files():
         (data / path.name).symlink_to(path)
-    env = {"LHS_DATA_DIR": str(root / "data"), "LHS_PSEUDONYM_KEY": "test-secret"}
+    env = {
+        "LHS_DATA_DIR": str(root / "data"),
+        "LHS_PSEUDONYM_KEY": "test-pseudonym-key-of-32-characters",
+    }
     result = runner.invoke(
         cli, ["train", TASK.name, "--data", str(data), "--bootstrap", "100"], env=env
     )
     assert result.exit_code == 0, result.output
-    settings = Settings(data_dir=root / "data", pseudonym_key="test-secret")
+    settings = Settings(data_dir=root / "data", pseudonym_key="test-pseudonym-key-of-32-characters")
     upgrade_database(settings.resolved_database_url)  # as `make run` does before anything else
     return settings, data, result.output
 
@@ -261,7 +264,9 @@ def cohort(trained):
     """The training cohort again, with each index encounter's Bundle (as an EHR would hold it)."""
     _, data, _ = trained
     paths = sorted(data.iterdir())
-    built = build_cohort(paths, TASK, ReadmissionFeatures(load_library()), b"test-secret")
+    built = build_cohort(
+        paths, TASK, ReadmissionFeatures(load_library()), b"test-pseudonym-key-of-32-characters"
+    )
     bundle_of = {}
     for path in paths:
         bundle = load_bundle(path.resolve())
@@ -441,7 +446,7 @@ def test_a_challenger_runs_in_shadow_beside_the_champion(trained, cohort, tmp_pa
         "LHS_DATA_DIR": str(settings.data_dir),
         "LHS_DATABASE_URL": state.settings.resolved_database_url,
         "LHS_MLFLOW_TRACKING_URI": location.tracking_uri,
-        "LHS_PSEUDONYM_KEY": "test-secret",
+        "LHS_PSEUDONYM_KEY": "test-pseudonym-key-of-32-characters",
     }
     started = runner.invoke(
         cli,
@@ -600,7 +605,7 @@ def test_retraining_on_served_predictions_is_gated_recorded_and_can_be_rolled_ba
     env = {
         "LHS_DATA_DIR": str(settings.data_dir),
         "LHS_DATABASE_URL": database_url,
-        "LHS_PSEUDONYM_KEY": "test-secret",
+        "LHS_PSEUDONYM_KEY": "test-pseudonym-key-of-32-characters",
     }
     result = runner.invoke(
         cli,

@@ -110,7 +110,9 @@ def test_valid_entries_are_stored_and_bad_ones_named_without_blocking_them(clien
     with Session(store.engine) as session:
         rows = list(session.exec(select(OutcomeEvent)))
     assert len(rows) == 4
-    assert {r.patient_key for r in rows} == {patient_key(b"test-secret", EHR, "pat-42")}
+    assert {r.patient_key for r in rows} == {
+        patient_key(b"test-pseudonym-key-of-32-characters", EHR, "pat-42")
+    }
     # Minimised and pseudonymous: no patient or resource id is kept.
     values = [str(v) for r in rows for v in r.model_dump().values()]
     assert not [
@@ -176,7 +178,7 @@ def _store_prediction(store, key: str, when: datetime) -> None:
 
 def test_labels_wait_for_the_window_to_close_and_late_outcomes_update_them(client):
     store = client.app.state.lhs.store
-    key = patient_key(b"test-secret", EHR, "pat-42")
+    key = patient_key(b"test-pseudonym-key-of-32-characters", EHR, "pat-42")
     _store_prediction(store, key, DISCHARGE)
     # The window is open: no label yet.
     assert label_predictions(store, DISCHARGE + timedelta(days=29)).labelled == 0
@@ -241,7 +243,7 @@ def test_lhs_sync_pulls_a_window_from_the_fhir_server_idempotently(tmp_path):
         env = {
             "LHS_DATA_DIR": str(tmp_path),
             "LHS_DATABASE_URL": database_url,
-            "LHS_PSEUDONYM_KEY": "test-secret",
+            "LHS_PSEUDONYM_KEY": "test-pseudonym-key-of-32-characters",
             "LHS_FHIR_SYNC_TOKEN": "sync-token",
         }
         args = [

@@ -83,7 +83,7 @@ def test_a_change_is_proposed_reviewed_installed_and_remembered(tmp_path, databa
         "LHS_DATA_DIR": str(tmp_path / "data"),
         "LHS_DATABASE_URL": app.state.lhs.settings.resolved_database_url,
         "LHS_KNOWLEDGE_DIR": str(folder),
-        "LHS_PSEUDONYM_KEY": "test-secret",
+        "LHS_PSEUDONYM_KEY": "test-pseudonym-key-of-32-characters",
     }
     live = load_artifact(folder / "rules" / f"{RULE}.yaml").version
     # Version 1.1.0 in use: 1 in 4 accepted, the others overridden with a comment.

@@ -184,7 +184,7 @@ def test_medication_reference_to_contained_and_recorded_medications():
 def test_every_synthetic_patient_builds_without_skips():
     """Real Synthea records (urn:uuid references, old LOINC codes, odd displays) index cleanly."""
     files = patient_files()
-    assert len(files) == 528
+    assert len(files) >= 100  # the full set (528) or the repository's sample
     with_systolic = 0
     for path in files:
         bundle = load_bundle(path)
@@ -193,7 +193,7 @@ def test_every_synthetic_patient_builds_without_skips():
         assert record.skipped == 0 and record.foreign == 0
         with_systolic += record.latest_value([SYSTOLIC], "mm[Hg]") is not None
     # Adults have yearly blood pressure panels (55284-4 with component 8480-6) in this set.
-    assert with_systolic > 400
+    assert with_systolic > 0.75 * len(files)
 
 
 def test_events_allergies_and_encounters_are_indexed():

@@ -15,7 +15,7 @@ from hooks.cards import Card
 from hooks.context import OrderSelectContext, OrderSignContext, PatientViewContext
 from knowledge.library import KnowledgeLibrary, load_library
 from knowledge.rule import Advice, EvaluationContext, render_card
-from tests.shared_data import SYNTHEA, load_bundle, patient_id, require_shared
+from tests.shared_data import SYNTHEA, load_bundle, patient_id
 
 AS_OF = datetime(2021, 4, 1, tzinfo=UTC)
 TODAY = AS_OF.date()
@@ -574,7 +574,6 @@ def test_ddi_unselected_drafts_alone_do_not_fire(library):
 
 
 def synthea_record_resources(name: str) -> tuple[str, list[dict]]:
-    require_shared()
     (path,) = sorted(SYNTHEA.glob(f"{name}*.json.gz"))
     bundle_ = load_bundle(path)
     return patient_id(bundle_), [bundle_]

@@ -18,7 +18,7 @@ from hooks.cards import Card
 from hooks.context import PatientViewContext
 from knowledge.library import KnowledgeLibrary, load_library
 from knowledge.rule import Advice, EvaluationContext
-from tests.shared_data import SYNTHEA, load_bundle, patient_id, require_shared
+from tests.shared_data import SYNTHEA, load_bundle, patient_id
 
 AS_OF = datetime(2021, 4, 1, tzinfo=UTC)
 TODAY = AS_OF.date()
@@ -204,7 +204,6 @@ def _assert_valid(card: Card) -> None:
 
 
 def real_patient(name_prefix: str) -> tuple[str, dict]:
-    require_shared()
     matches = sorted(SYNTHEA.glob(f"{name_prefix}*.json.gz"))
     assert len(matches) == 1, name_prefix
     bundle = load_bundle(matches[0])

@@ -129,7 +129,7 @@ def test_a_candidate_rule_version_runs_in_shadow_and_is_reported(tmp_path, datab
     env = {
         "LHS_DATA_DIR": str(settings.data_dir),
         "LHS_DATABASE_URL": settings.resolved_database_url,
-        "LHS_PSEUDONYM_KEY": "test-secret",
+        "LHS_PSEUDONYM_KEY": "test-pseudonym-key-of-32-characters",
     }
     live_version = load_library().rule(RULE).version
     same = tmp_path / "same.yaml"

@@ -32,7 +32,7 @@ def test_serve_migrates_the_embedded_sqlite_database(tmp_path):
 
 
 def test_readyz_says_not_ready_while_the_schema_is_behind(tmp_path):
-    settings = Settings(data_dir=tmp_path, auth="off", pseudonym_key="k")
+    settings = Settings(data_dir=tmp_path, auth="off", pseudonym_key="k" * 32)
     upgrade_database(settings.resolved_database_url, "0011")
     with TestClient(create_app(settings)) as client:
         response = client.get("/readyz")
@@ -50,7 +50,7 @@ def test_readyz_says_not_ready_while_the_schema_is_behind(tmp_path):
 
 
 def test_readyz_says_not_ready_while_the_spool_is_over_its_limit(tmp_path):
-    settings = Settings(data_dir=tmp_path, auth="off", pseudonym_key="k", spool_ready_limit=2)
+    settings = Settings(data_dir=tmp_path, auth="off", pseudonym_key="k" * 32, spool_ready_limit=2)
     upgrade_database(settings.resolved_database_url)
     app = create_app(settings)
     for n in range(2):

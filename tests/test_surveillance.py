@@ -43,7 +43,7 @@ def _fed(store: Store, *resources: dict) -> None:
             "type": "collection",
             "entry": [{"resource": r} for r in resources],
         },
-        b"test-secret",
+        b"test-pseudonym-key-of-32-characters",
         None,
     )
     assert parsed.errors == []
@@ -208,7 +208,7 @@ def test_an_area_whose_cases_jump_raises_a_signal_once(tmp_path, database_url):
     env = {
         "LHS_DATA_DIR": str(tmp_path),
         "LHS_DATABASE_URL": app.state.lhs.settings.resolved_database_url,
-        "LHS_PSEUDONYM_KEY": "test-secret",
+        "LHS_PSEUDONYM_KEY": "test-pseudonym-key-of-32-characters",
     }
     # Area 021: 14 and 16 cases on alternate days for 29 days, then 40 today. Area 100: the
     # same without the jump. Area 303: 3 a day (shown only as <11).
