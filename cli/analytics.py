@@ -70,7 +70,7 @@ def analytics(
     until = datetime.now(UTC)
     since = until - timedelta(days=days)
     result = feedback_analytics(
-        store.card_feedback_rows(since, until), store.cards_per_call(since, until)
+        store.card_tallies(since, until), store.cards_per_call(since, until)
     )
     typer.echo(json.dumps(result.as_dict(), indent=2) if as_json else render(result))
     if to_mlflow:
@@ -144,10 +144,10 @@ def gather_report(
         since=since,
         until=until,
         feedback=feedback_analytics(
-            store.card_feedback_rows(since, until), store.cards_per_call(since, until)
+            store.card_tallies(since, until), store.cards_per_call(since, until)
         ),
         previous_feedback=feedback_analytics(
-            store.card_feedback_rows(before, since), store.cards_per_call(before, since)
+            store.card_tallies(before, since), store.cards_per_call(before, since)
         ),
         predictions=labelled(since, until),
         previous_predictions=labelled(before, since),

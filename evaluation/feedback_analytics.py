@@ -1,18 +1,19 @@
 """What clinicians do with the cards: acceptance, overrides and their reasons, alert burden.
 
-Computed from plain rows (one per card shown, with the latest feedback on it, if any), so
-the same numbers feed the CLI, the API and MLflow. Rates are over cards that received
-feedback; cards without feedback are counted separately (many EHRs send none for cards
-that were merely seen).
+Computed from tallies (cards of one rule version, hook, user role and day with the same
+latest feedback, counted), so the same numbers feed the CLI, the API and MLflow, and the
+store can count in SQL instead of handing over a row per card: an analytics window holds
+tens of thousands of cards. Rates are over cards that received feedback; cards without
+feedback are counted separately (many EHRs send none for cards that were merely seen).
 """
 
 from __future__ import annotations
 
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 
@@ -47,32 +48,73 @@ class Rates:
     median_seconds_to_action: float | None
 
 
-def rates(rows: Sequence[CardRow]) -> Rates:
-    answered = [r for r in rows if r.outcome is not None]
-    accepted = sum(r.outcome == "accepted" for r in answered)
-    overridden = sum(r.outcome == "overridden" for r in answered)
-    delays = [
-        (r.answered_at - r.shown_at).total_seconds() for r in answered if r.answered_at is not None
+@dataclass(frozen=True)
+class CardTally:
+    """``count`` cards of one rule version, shown in one hook call kind to one user role on one
+    day (UTC), whose latest feedback was ``outcome`` (None: no feedback) for ``override_reason``."""
+
+    rule_id: str
+    rule_version: str
+    hook: str
+    user_role: str
+    day: date
+    outcome: str | None
+    override_reason: str | None
+    count: int
+    seconds_to_action: tuple[float, ...] = ()
+    """For answered cards: the time from being shown to the feedback, one per card."""
+
+
+def user_role(user_reference: str | None) -> str:
+    """The resource type of a hook's userId (Practitioner, PractitionerRole, Patient, ...)."""
+    return (user_reference or "unknown").split("/", 1)[0]
+
+
+def tally(rows: Iterable[CardRow]) -> list[CardTally]:
+    """The tallies of card rows (what the store counts in SQL, counted here)."""
+    groups: dict[tuple[Any, ...], list[CardRow]] = defaultdict(list)
+    for row in rows:
+        key = (row.rule_id, row.rule_version, row.hook, row.user_role, row.shown_at.date())
+        groups[(*key, row.outcome, row.override_reason)].append(row)
+    return [
+        CardTally(
+            *key,
+            count=len(members),
+            seconds_to_action=tuple(
+                (r.answered_at - r.shown_at).total_seconds()
+                for r in members
+                if r.outcome is not None and r.answered_at is not None
+            ),
+        )
+        for key, members in groups.items()
     ]
+
+
+def rates(tallies: Sequence[CardTally]) -> Rates:
+    answered = [t for t in tallies if t.outcome is not None]
+    accepted = sum(t.count for t in answered if t.outcome == "accepted")
+    overridden = sum(t.count for t in answered if t.outcome == "overridden")
+    delays = [seconds for t in answered for seconds in t.seconds_to_action]
+    total_answered = sum(t.count for t in answered)
     return Rates(
-        shown=len(rows),
-        answered=len(answered),
+        shown=sum(t.count for t in tallies),
+        answered=total_answered,
         accepted=accepted,
         overridden=overridden,
-        acceptance_rate=accepted / len(answered) if answered else None,
-        override_rate=overridden / len(answered) if answered else None,
+        acceptance_rate=accepted / total_answered if total_answered else None,
+        override_rate=overridden / total_answered if total_answered else None,
         median_seconds_to_action=statistics.median(delays) if delays else None,
     )
 
 
-def _grouped(rows: Iterable[CardRow], key: Callable[[CardRow], str]) -> dict[str, Rates]:
-    groups: dict[str, list[CardRow]] = defaultdict(list)
-    for row in rows:
-        groups[key(row)].append(row)
+def _grouped(tallies: Iterable[CardTally], key: Callable[[CardTally], str]) -> dict[str, Rates]:
+    groups: dict[str, list[CardTally]] = defaultdict(list)
+    for item in tallies:
+        groups[key(item)].append(item)
     return {name: rates(members) for name, members in sorted(groups.items())}
 
 
-def week_of(moment: datetime) -> str:
+def week_of(moment: date | datetime) -> str:
     year, week, _ = moment.isocalendar()
     return f"{year}-W{week:02d}"
 
@@ -94,24 +136,22 @@ class FeedbackAnalytics:
 
 
 def feedback_analytics(
-    rows: Sequence[CardRow], cards_per_call_by_hook: dict[str, list[int]]
+    tallies: Sequence[CardTally], cards_per_call: Mapping[str, float]
 ) -> FeedbackAnalytics:
-    reasons = Counter(
-        r.override_reason or "(no reason given)" for r in rows if r.outcome == "overridden"
-    )
+    """``cards_per_call``: the mean number of cards per answered hook call, per hook."""
+    reasons: Counter[str] = Counter()
+    for item in tallies:
+        if item.outcome == "overridden":
+            reasons[item.override_reason or "(no reason given)"] += item.count
     return FeedbackAnalytics(
-        overall=rates(rows),
-        by_rule=_grouped(rows, lambda r: r.rule_id),
-        by_rule_version=_grouped(rows, lambda r: f"{r.rule_id}@{r.rule_version}"),
-        by_hook=_grouped(rows, lambda r: r.hook),
-        by_role=_grouped(rows, lambda r: r.user_role),
-        by_week=_grouped(rows, lambda r: week_of(r.shown_at)),
+        overall=rates(tallies),
+        by_rule=_grouped(tallies, lambda t: t.rule_id),
+        by_rule_version=_grouped(tallies, lambda t: f"{t.rule_id}@{t.rule_version}"),
+        by_hook=_grouped(tallies, lambda t: t.hook),
+        by_role=_grouped(tallies, lambda t: t.user_role),
+        by_week=_grouped(tallies, lambda t: week_of(t.day)),
         override_reasons=dict(reasons.most_common()),
-        cards_per_call={
-            hook: sum(counts) / len(counts)
-            for hook, counts in sorted(cards_per_call_by_hook.items())
-            if counts
-        },
+        cards_per_call=dict(sorted(cards_per_call.items())),
     )
 
 

@@ -8,7 +8,7 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, delete, func, insert, or_, update
@@ -17,7 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from evaluation.feedback_analytics import CardRow
+from evaluation.feedback_analytics import CardRow, CardTally, user_role
 from fhir_client.fhirdates import as_utc
 from fhir_client.outcomes import OutcomeInput
 from hooks.cards import Card
@@ -728,7 +728,7 @@ class Store:
                     rule_version=version,
                     hook=hook,
                     indicator=indicator,
-                    user_role=(user or "unknown").split("/", 1)[0],
+                    user_role=user_role(user),
                     shown_at=created_at,
                     outcome=answer[1] if answer else None,
                     override_reason=(answer[2] or answer[3]) if answer else None,
@@ -740,23 +740,109 @@ class Store:
             )
         return rows
 
+    def card_tallies(
+        self, since: datetime, until: datetime, *, owner: str | None = None
+    ) -> list[CardTally]:
+        """The cards shown in [since, until) (to one owner, if given), counted in the database
+        by rule version, hook, user, day and latest feedback; the time to action is read only
+        for the answered ones."""
+        window = [col(IssuedCard.created_at) >= since, col(IssuedCard.created_at) < until]
+        if owner is not None:
+            window.append(IssuedCard.owner == owner)
+        ranked = (
+            select(
+                col(FeedbackRecord.issued_card_uuid).label("card"),
+                col(FeedbackRecord.outcome).label("outcome"),
+                func.coalesce(
+                    FeedbackRecord.override_reason_display, FeedbackRecord.override_reason_code
+                ).label("reason"),
+                col(FeedbackRecord.outcome_timestamp).label("answered_at"),
+                func.row_number()
+                .over(
+                    partition_by=FeedbackRecord.issued_card_uuid,
+                    order_by=(
+                        col(FeedbackRecord.outcome_timestamp).desc(),
+                        col(FeedbackRecord.id).desc(),
+                    ),
+                )
+                .label("rank"),
+            )
+            .join(IssuedCard, col(IssuedCard.uuid) == col(FeedbackRecord.issued_card_uuid))
+            .where(*window)
+            .subquery()
+        )
+        day = self._utc_day(IssuedCard.created_at)
+        kind = (
+            IssuedCard.rule_id,
+            IssuedCard.rule_version,
+            Invocation.hook,
+            Invocation.user_reference,
+            day,
+            ranked.c.outcome,
+            ranked.c.reason,
+        )
+        shown = (
+            select(*kind, func.count())
+            .join(Invocation, col(Invocation.id) == col(IssuedCard.invocation_id))
+            .outerjoin(ranked, (ranked.c.card == col(IssuedCard.uuid)) & (ranked.c.rank == 1))
+            .where(*window)
+            .group_by(*kind)
+        )
+        answered = (
+            select(*kind, self._seconds_between(IssuedCard.created_at, ranked.c.answered_at))
+            .join(Invocation, col(Invocation.id) == col(IssuedCard.invocation_id))
+            .join(ranked, (ranked.c.card == col(IssuedCard.uuid)) & (ranked.c.rank == 1))
+            .where(*window)
+        )
+        with Session(self.engine) as session:
+            counted = session.exec(shown).all()
+            delays: dict[tuple[Any, ...], list[float]] = {}
+            for *key, seconds in session.exec(answered):
+                delays.setdefault(tuple(key), []).append(float(seconds))
+        return [
+            CardTally(
+                rule,
+                version,
+                hook,
+                user_role(user),
+                date.fromisoformat(str(day_)),
+                outcome,
+                reason,
+                count,
+                tuple(delays.get((rule, version, hook, user, day_, outcome, reason), ())),
+            )
+            for rule, version, hook, user, day_, outcome, reason, count in counted
+        ]
+
+    def _utc_day(self, moment: Any) -> Any:
+        """The UTC calendar day of a timestamp column, in SQL."""
+        if self.engine.dialect.name == "postgresql":
+            return func.date(func.timezone("UTC", moment))
+        return func.date(moment)  # SQLite keeps UTC timestamps as text
+
+    def _seconds_between(self, start: Any, end: Any) -> Any:
+        if self.engine.dialect.name == "postgresql":
+            return func.extract("epoch", end - start)
+        return (func.julianday(end) - func.julianday(start)) * 86400.0
+
     def cards_per_call(
         self, since: datetime, until: datetime, *, owner: str | None = None
-    ) -> dict[str, list[int]]:
-        """Cards returned by each answered call in [since, until) (of one owner, if given),
-        per hook."""
-        query = select(Invocation.hook, Invocation.card_count).where(
-            col(Invocation.received_at) >= since,
-            col(Invocation.received_at) < until,
-            col(Invocation.status_code) == 200,
+    ) -> dict[str, float]:
+        """The mean number of cards returned by the answered calls in [since, until) (of one
+        owner, if given), per hook (alert burden; calls without a card count as 0)."""
+        query = (
+            select(Invocation.hook, func.avg(Invocation.card_count))
+            .where(
+                col(Invocation.received_at) >= since,
+                col(Invocation.received_at) < until,
+                col(Invocation.status_code) == 200,
+            )
+            .group_by(Invocation.hook)
         )
         if owner is not None:
             query = query.where(Invocation.owner == owner)
-        found: dict[str, list[int]] = {}
         with Session(self.engine) as session:
-            for hook, count in session.exec(query):
-                found.setdefault(hook, []).append(count)
-        return found
+            return {hook: float(mean) for hook, mean in session.exec(query)}
 
     def prediction_for_card(self, card_uuid: str) -> PredictionRecord | None:
         with Session(self.engine) as session:

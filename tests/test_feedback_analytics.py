@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from cli.main import app as cli
-from evaluation.feedback_analytics import feedback_analytics
+from evaluation.feedback_analytics import feedback_analytics, tally
 from hooks.cards import Card, Source, Suggestion
 from hooks.feedback import FeedbackItem
 from storage.repository import IssuedCardInput
@@ -96,10 +96,8 @@ def app(tmp_path, database_url):
 def test_rates_reasons_and_burden_match_hand_computed_values(app):
     store = app.state.lhs.store
     now = datetime.now(UTC)
-    result = feedback_analytics(
-        store.card_feedback_rows(now - timedelta(days=1), now + timedelta(hours=1)),
-        store.cards_per_call(now - timedelta(days=1), now + timedelta(hours=1)),
-    )
+    window = (now - timedelta(days=1), now + timedelta(hours=1))
+    result = feedback_analytics(store.card_tallies(*window), store.cards_per_call(*window))
     overall = result.overall
     assert (overall.shown, overall.answered, overall.accepted, overall.overridden) == (4, 3, 1, 2)
     a, b = result.by_rule["rule-a"], result.by_rule["rule-b"]
@@ -144,3 +142,24 @@ def test_the_api_and_the_cli_give_the_same_numbers(app, tmp_path, database_url):
     assert run.data.metrics["acceptance_rate.rule-a"] == 0.5
     table = CliRunner().invoke(cli, ["analytics"], env=env)
     assert "rule-a" in table.output and "Not applicable to this patient" in table.output
+
+
+def test_the_database_counts_what_the_rows_count(app):
+    store = app.state.lhs.store
+    now = datetime.now(UTC)
+    window = (now - timedelta(days=1), now + timedelta(hours=1))
+    per_call = store.cards_per_call(*window)
+    in_sql = feedback_analytics(store.card_tallies(*window), per_call)
+    in_python = feedback_analytics(tally(store.card_feedback_rows(*window)), per_call)
+
+    def counts(result):
+        groups = {"overall": result.overall, **result.by_rule_version, **result.by_role}
+        return {k: (r.shown, r.answered, r.accepted, r.overridden) for k, r in groups.items()}
+
+    assert counts(in_sql) == counts(in_python)
+    assert in_sql.override_reasons == in_python.override_reasons
+    assert in_sql.by_week.keys() == in_python.by_week.keys()
+    for name, rates in in_python.by_rule.items():  # SQL dates count in days: within a second
+        assert in_sql.by_rule[name].median_seconds_to_action == pytest.approx(
+            rates.median_seconds_to_action, abs=1
+        )

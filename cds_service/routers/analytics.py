@@ -44,7 +44,7 @@ async def analytics(
         )
     rows, burden = await run_in_threadpool(
         lambda: (
-            state.store.card_feedback_rows(start, end, owner=caller.scope),
+            state.store.card_tallies(start, end, owner=caller.scope),
             state.store.cards_per_call(start, end, owner=caller.scope),
         )
     )
