@@ -19,6 +19,7 @@ from evaluation.fairness import subgroup_performance
 from evaluation.feedback_analytics import FeedbackAnalytics, Rates
 from evaluation.html_parts import percent, png, table
 from evaluation.improvement_report import ImprovementData, render_improvements
+from evaluation.metrics import evaluate_risks
 from evaluation.plots import calibration_plot
 from evaluation.surveillance_report import SurveillanceData, render_surveillance
 
@@ -33,6 +34,9 @@ class LabelledPrediction:
     sex: str
     age_band: str
     features: dict[str, float]
+    model_version: str = ""
+    treated: bool = False
+    """A card of the call was accepted: the intervention may have changed the outcome."""
 
 
 @dataclass(frozen=True)
@@ -167,6 +171,16 @@ def _model_sections(
                 )
             )
         )
+    parts += [
+        "<h3>By model version and treatment</h3>",
+        "<p>Each version judged on the patients it scored; treated patients (a card of the call "
+        "was accepted) apart, since the intervention may have changed their outcome. AUROC "
+        f"with a bootstrap 95% interval where at least {MIN_GROUP_EVENTS} of each outcome.</p>",
+        table(
+            ["version", "patients", "n", "events", "observed", "predicted", "O:E", "AUROC"],
+            performance_by_version(predictions),
+        ),
+    ]
     rows = []
     for attribute, key in (("sex", "sex"), ("age band", "age_band")):
         groups = [getattr(p, key) for p in predictions]
@@ -195,3 +209,40 @@ def _model_sections(
         parts += ["<h3>Drift against the previous period (PSI; above 0.25 is a major shift)</h3>"]
         parts.append(table(["feature", "PSI"], drift))
     return parts
+
+
+MIN_GROUP_EVENTS = 5
+"""Fewer events or non-events than this: the group is listed, its AUROC not judged."""
+
+
+def performance_by_version(predictions: Sequence[LabelledPrediction]) -> list[list[object]]:
+    """One row per model version and treated/untreated: pooled, a good version hides behind
+    a poor one, and treated patients' outcomes reflect the treatment as well as the risk."""
+    rows: list[list[object]] = []
+    versions = sorted({p.model_version for p in predictions}, key=lambda v: (len(v), v))
+    for version in versions:
+        for treated in (False, True):
+            group = [p for p in predictions if p.model_version == version and p.treated == treated]
+            if not group:
+                continue
+            y = np.array([p.label for p in group], dtype=float)
+            risk = np.array([p.risk for p in group])
+            events = int(y.sum())
+            auroc = (
+                str(evaluate_risks(y, risk, rounds=200, seed=0, names=("auroc",))["auroc"])
+                if min(events, len(y) - events) >= MIN_GROUP_EVENTS
+                else "too few to judge"
+            )
+            rows.append(
+                [
+                    f"v{version}",
+                    "treated" if treated else "untreated",
+                    len(group),
+                    events,
+                    percent(float(y.mean())),
+                    percent(float(risk.mean())),
+                    f"{y.sum() / risk.sum():.2f}" if risk.sum() > 0 else "n/a",
+                    auroc,
+                ]
+            )
+    return rows
