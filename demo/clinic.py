@@ -554,9 +554,18 @@ def main() -> None:
                 decided_by="make demo",
             )
             stats.gate = f"v{result.challenger_version}: {result.decision}"
+            if result.recalibrated_version:
+                stats.gate += (
+                    f"; v{result.recalibrated_version}: v{result.champion_version} recalibrated"
+                )
             results.append(stats)
-            if result.decision == "promoted":
-                _wait_for(partial(_serves, service.url, result.challenger_version))
+            serving = (
+                result.challenger_version
+                if result.decision == "promoted"
+                else result.recalibrated_version
+            )
+            if serving:
+                _wait_for(partial(_serves, service.url, serving))
         if experiment is not None:
             start_experiment(store, experiment, library, "make demo")
             say(f"experiment {experiment.id} started: " + ", ".join(a.id for a in experiment.arms))
