@@ -130,6 +130,7 @@ def gather_report(
                     features={k: float(v) for k, v in p.features.items()},
                     model_version=p.model_version,
                     treated=feedback_group(p, feedback, acted_on) in TREATED,
+                    threshold=p.threshold,
                 )
                 for p in predictions
             ]

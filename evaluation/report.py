@@ -15,11 +15,11 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from evaluation.drift import population_stability_index
-from evaluation.fairness import subgroup_performance
+from evaluation.fairness import equal_opportunity_gap, subgroup_performance, threshold_performance
 from evaluation.feedback_analytics import FeedbackAnalytics, Rates
 from evaluation.html_parts import percent, png, table
 from evaluation.improvement_report import ImprovementData, render_improvements
-from evaluation.metrics import evaluate_risks
+from evaluation.metrics import Estimate, evaluate_risks
 from evaluation.plots import calibration_plot
 from evaluation.surveillance_report import SurveillanceData, render_surveillance
 
@@ -37,6 +37,8 @@ class LabelledPrediction:
     model_version: str = ""
     treated: bool = False
     """A card of the call was accepted: the intervention may have changed the outcome."""
+    threshold: float | None = None
+    """The serving version's decision threshold: at or above it, the model showed a card."""
 
 
 @dataclass(frozen=True)
@@ -197,6 +199,7 @@ def _model_sections(
                 ]
             )
     parts.append(table(["", "group", "n", "events", "observed", "predicted", "AUROC"], rows))
+    parts += threshold_sections(predictions)
     if previous:
         names = sorted(predictions[0].features)
         drift = [
@@ -246,3 +249,51 @@ def performance_by_version(predictions: Sequence[LabelledPrediction]) -> list[li
                 ]
             )
     return rows
+
+
+def _share(estimate: Estimate | None) -> str:
+    if estimate is None:
+        return "n/a"
+    return f"{percent(estimate.value)} ({percent(estimate.low)}-{percent(estimate.high)})"
+
+
+def threshold_sections(predictions: Sequence[LabelledPrediction]) -> list[str]:
+    """Flag rate, sensitivity, PPV and NNE by sex and age band at each prediction's own
+    threshold (a card or none), with Wilson intervals and the equal-opportunity gap; groups
+    too small to judge are listed, marked, and left out of the gap."""
+    scored = [p for p in predictions if p.threshold is not None]
+    if not scored:
+        return []
+    y = np.array([p.label for p in scored], dtype=float)
+    flagged = [p.risk >= p.threshold for p in scored]  # type: ignore[operator]
+    rows: list[list[object]] = []
+    gaps = []
+    for attribute, key in (("sex", "sex"), ("age band", "age_band")):
+        found = threshold_performance(attribute, [getattr(p, key) for p in scored], y, flagged)
+        gap = equal_opportunity_gap(found)
+        gaps.append(f"{attribute}: {'n/a' if gap is None else f'{gap:.2f}'}")
+        for r in found:
+            nne = r.number_needed_to_evaluate
+            rows.append(
+                [
+                    attribute,
+                    r.group,
+                    r.n,
+                    r.events,
+                    _share(r.flag_rate),
+                    _share(r.sensitivity),
+                    _share(r.ppv),
+                    "n/a" if nne is None else f"{nne:.1f}",
+                    "" if r.judged else f"too few to judge (< {MIN_GROUP_EVENTS} of an outcome)",
+                ]
+            )
+    return [
+        "<h3>At the decision threshold, by group (95% Wilson intervals)</h3>",
+        table(
+            ["", "group", "n", "events", "flagged", "sensitivity", "PPV", "NNE", ""],
+            rows,
+        ),
+        "<p>Equal-opportunity gap (largest difference in sensitivity between judged groups): "
+        + "; ".join(gaps)
+        + ".</p>",
+    ]

@@ -133,3 +133,34 @@ def test_fairness_gaps_are_the_largest_differences_between_groups():
     # Errors: female +0.02, male -0.05 -> gap 0.07.
     assert gaps["sex"]["calibration_in_the_large_gap"] == pytest.approx(0.07)
     assert "age band" not in gaps  # one group left after the event filter
+
+
+def test_threshold_metrics_by_group_have_intervals_and_small_groups_are_listed_not_judged():
+    from evaluation.fairness import equal_opportunity_gap, threshold_performance
+
+    def group(name, events, flagged_events, non_events, flagged_non_events):
+        return (
+            [name] * (events + non_events),
+            [1] * events + [0] * non_events,
+            [True] * flagged_events
+            + [False] * (events - flagged_events)
+            + [True] * flagged_non_events
+            + [False] * (non_events - flagged_non_events),
+        )
+
+    parts = [group("a", 10, 5, 20, 2), group("b", 10, 8, 20, 0), group("c", 2, 2, 3, 0)]
+    groups = [g for part in parts for g in part[0]]
+    y = np.array([v for part in parts for v in part[1]], dtype=float)
+    flagged = [f for part in parts for f in part[2]]
+    rows = {r.group: r for r in threshold_performance("site", groups, y, flagged)}
+    a, b, c = rows["a"], rows["b"], rows["c"]
+    assert (a.flag_rate.value, a.sensitivity.value, a.ppv.value) == pytest.approx(
+        (7 / 30, 0.5, 5 / 7)
+    )
+    assert b.ppv.value == 1.0 and b.number_needed_to_evaluate == 1.0
+    for row in (a, b, c):
+        for estimate in (row.flag_rate, row.sensitivity, row.ppv):
+            assert estimate.low <= estimate.value <= estimate.high
+    assert a.judged and b.judged and not c.judged
+    # Equal opportunity: sensitivity 0.8 against 0.5; the small group (1.0) is left out.
+    assert equal_opportunity_gap(list(rows.values())) == pytest.approx(0.3)

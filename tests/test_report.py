@@ -13,7 +13,9 @@ from typer.testing import CliRunner
 
 from cli.analytics import gather_report
 from cli.main import app as cli
+from evaluation.experiments import wilson_interval
 from evaluation.feedback_analytics import week_of
+from evaluation.html_parts import percent
 from evaluation.report import render_report
 from fhir_client.outcomes import OutcomeInput
 from hooks.cards import Card, Source, Suggestion
@@ -69,6 +71,17 @@ def test_report_figures_match_hand_computed_values(app):  # noqa: F811
     assert "4 predictions with a known outcome: observed rate 25%, mean predicted risk 40%" in text
     assert re.search(r"sex\s+male\s+4\s+1\s+25%\s+40%\s+0\.67", text)  # AUROC 2/3
     assert page.count("data:image/png;base64,") == 2  # acceptance by week, calibration
+    # At the threshold 0.12, three of four flagged, the one event among them; one event is
+    # too few to judge.
+    flagged, sensitivity, ppv = (
+        f"{percent(k / n)} ({percent(wilson_interval(k, n)[0])}-{percent(wilson_interval(k, n)[1])})"
+        for k, n in ((3, 4), (1, 1), (1, 3))
+    )
+    assert re.search(
+        rf"sex\s+male\s+4\s+1\s+{re.escape(flagged)}\s+{re.escape(sensitivity)}\s+"
+        rf"{re.escape(ppv)}\s+3\.0\s+too few to judge",
+        text,
+    )
     # One version, no card accepted: one row, its AUROC not judged on one event.
     assert re.search(r"v1\s+untreated\s+4\s+1\s+25%\s+40%\s+\S+\s+too few to judge", text)
 
