@@ -108,6 +108,7 @@ def gather_report(
     """The report's data for [since, until) and the period of the same length before it."""
     from knowledge.syndromes import load_syndromes
     from learning.improvements import gather_improvements
+    from learning.retraining import TREATED, feedback_group
     from learning.surveillance import surveillance_report
     from models.cohort import age_band
     from models.tasks import TASKS
@@ -115,18 +116,29 @@ def gather_report(
     before = since - (until - since)
 
     def labelled(start: datetime, end: datetime) -> list[LabelledPrediction]:
-        return [
-            LabelledPrediction(
-                risk=p.risk,
-                label=int(p.label or 0),
-                sex="male" if p.features.get("male") else "female",
-                age_band=age_band(int(p.features.get("age_years", 0))),
-                features={k: float(v) for k, v in p.features.items()},
-            )
-            for task in TASKS.values()
-            for p in store.labelled_predictions(task.registered_model)
-            if start <= p.predicted_at < end
-        ]
+        found = []
+        for task in TASKS.values():
+            predictions = [
+                p
+                for p in store.labelled_predictions(task.registered_model)
+                if start <= p.predicted_at < end
+            ]
+            feedback = store.latest_feedback([p.card_uuid for p in predictions if p.card_uuid])
+            acted_on = store.accepted_invocations(sorted({p.invocation_id for p in predictions}))
+            found += [
+                LabelledPrediction(
+                    risk=p.risk,
+                    label=int(p.label or 0),
+                    sex="male" if p.features.get("male") else "female",
+                    age_band=age_band(int(p.features.get("age_years", 0))),
+                    features={k: float(v) for k, v in p.features.items()},
+                    model_version=p.model_version,
+                    treated=feedback_group(p, feedback, acted_on) in TREATED,
+                    threshold=p.threshold,
+                )
+                for p in predictions
+            ]
+        return found
 
     decisions = [
         Decision(

@@ -15,7 +15,7 @@ from cds_service.config import Settings
 from cli.errors import fail, fail_usage
 from cli.store import open_store
 from evaluation.gate import GatePolicy
-from models.registry import CHALLENGER, CHAMPION, alias_version, set_alias, versions
+from models.registry import CHALLENGER, CHAMPION, alias_version, set_alias, tag_version, versions
 from models.tasks import TASKS, PredictionTask
 from storage.repository import Store
 from storage.tables import ModelDecision
@@ -23,7 +23,7 @@ from storage.tables import ModelDecision
 if TYPE_CHECKING:
     from models.cohort import Cohort
 
-_CHAMPION_MOVES = frozenset({"promoted", "approved", "manual", "rolled-back"})
+_CHAMPION_MOVES = frozenset({"promoted", "approved", "manual", "rolled-back", "recalibrated"})
 
 models_app = typer.Typer(help="Predictive models in the MLflow registry.", no_args_is_help=True)
 
@@ -83,7 +83,7 @@ def train(
     ] = False,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the CIs.")] = 500,
 ) -> None:
-    """Build the cohort, train and evaluate the candidates, log to MLflow and register the best."""
+    """Build the cohort, update the LACE index to it (closed test), log to MLflow, register."""
     from models.training import TrainingOptions, train_task
 
     settings = Settings()
@@ -196,6 +196,17 @@ def promote(
     if approve and (not pending or pending[-1].decision != "awaiting-approval"):
         fail_usage(f"version {target} is not awaiting approval after the gate")
     before = alias_version(settings.mlflow, name, CHAMPION)
+    # Tagged before the alias moves, so a service that loads it sees how it came to serve.
+    tag_version(
+        settings.mlflow,
+        name,
+        target,
+        {
+            "approval": f"approved by {by} after passing the gate"
+            if approve
+            else f"promoted by hand by {by}, without the gate"
+        },
+    )
     set_alias(settings.mlflow, name, CHAMPION, target)
     reasons = (
         ["approved after passing the gate", *pending[-1].reasons]
@@ -245,6 +256,12 @@ def rollback(
             ],
             decided_by=by,
         )
+    )
+    tag_version(
+        settings.mlflow,
+        name,
+        str(current),
+        {"rolled_back": f"by {by}; @champion back on v{last.champion_version}"},
     )
     typer.echo(f"{name} @champion -> version {last.champion_version} (rolled back from {current})")
 

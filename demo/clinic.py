@@ -67,10 +67,10 @@ from learning.retraining import retrain
 from learning.shadow_registry import shadow_summary, start_rule_shadow
 from models.cohort import build_cohort
 from models.features import FEATURE_NAMES, ReadmissionFeatures
-from models.risk_model import RiskModel
 from models.serving import load_served_model
 from models.tasks import READMISSION_30D
 from models.training import TrainingOptions, train_task
+from models.updating import UpdatedRiskModel
 from point_of_care.catalogue import build_services
 from point_of_care.examples import EXAMPLES
 from point_of_care.sweep import hook_request
@@ -105,7 +105,7 @@ LACE_ACCEPTANCE = {"current": 0.35, "action-first": 0.50}
 effect of the action-first wording on acceptance is their difference, +0.15."""
 
 
-def true_risk(world: RiskModel, features: dict[str, float]) -> float:
+def true_risk(world: UpdatedRiskModel, features: dict[str, float]) -> float:
     """The simulated clinic's risk: part of what the first model learnt from the synthetic
     records, plus local effects it does not know (LOCAL_LOG_ODDS). The first model ranks
     these patients less well and underestimates their risk until a model retrained on
@@ -209,7 +209,7 @@ class Clinic:
         url: str,
         minter: TokenMinter,
         rng: random.Random,
-        world: RiskModel,
+        world: UpdatedRiskModel,
         lace_wording: str | None = None,
     ) -> None:
         self.world = world
@@ -558,9 +558,18 @@ def main() -> None:
                 decided_by="make demo",
             )
             stats.gate = f"v{result.challenger_version}: {result.decision}"
+            if result.recalibrated_version:
+                stats.gate += (
+                    f"; v{result.recalibrated_version}: v{result.champion_version} recalibrated"
+                )
             results.append(stats)
-            if result.decision == "promoted":
-                _wait_for(partial(_serves, service.url, result.challenger_version))
+            serving = (
+                result.challenger_version
+                if result.decision == "promoted"
+                else result.recalibrated_version
+            )
+            if serving:
+                _wait_for(partial(_serves, service.url, serving))
         if experiment is not None:
             start_experiment(store, experiment, library, "make demo")
             say(f"experiment {experiment.id} started: " + ", ".join(a.id for a in experiment.arms))

@@ -1,4 +1,7 @@
-"""Performance by subgroup (sex, age band, race): does the model work as well for everyone?"""
+"""Performance by subgroup (sex, age band, race): does the model work as well for everyone?
+
+Overall (AUROC, calibration in the large) and at the decision threshold (flag rate,
+sensitivity, PPV with Wilson intervals; the equal-opportunity gap)."""
 
 from __future__ import annotations
 
@@ -9,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from evaluation.metrics import Array, calibration_intercept
+from evaluation.experiments import wilson_interval
+from evaluation.metrics import Array, Estimate, calibration_intercept
 
 
 @dataclass(frozen=True)
@@ -96,3 +100,70 @@ def fairness_gaps(
         if len(aurocs) >= 2:
             gaps[attribute]["auroc_gap"] = max(aurocs) - min(aurocs)
     return gaps
+
+
+@dataclass(frozen=True)
+class ThresholdPerformance:
+    """One group's performance at the decision threshold (the card or no card), with Wilson
+    95% intervals: how often it is flagged, how many of its events are flagged (sensitivity,
+    the quantity equal opportunity compares), how many flagged have the event (PPV) and how
+    many must be flagged to reach one (number needed to evaluate, 1/PPV)."""
+
+    attribute: str
+    group: str
+    n: int
+    events: int
+    flag_rate: Estimate
+    sensitivity: Estimate | None
+    """None without events."""
+    ppv: Estimate | None
+    """None when nobody in the group was flagged."""
+    judged: bool
+    """False when the group has fewer than the minimum of either outcome: listed, not judged."""
+
+    @property
+    def number_needed_to_evaluate(self) -> float | None:
+        return 1 / self.ppv.value if self.ppv and self.ppv.value > 0 else None
+
+
+def _proportion(hits: int, n: int) -> Estimate | None:
+    if n == 0:
+        return None
+    low, high = wilson_interval(hits, n)
+    return Estimate(hits / n, low, high)
+
+
+def threshold_performance(
+    attribute: str, groups: Sequence[str], y: Array, flagged: Sequence[bool], min_events: int = 5
+) -> list[ThresholdPerformance]:
+    """Per group of one attribute, flag rate, sensitivity and PPV at the threshold."""
+    labels = np.asarray(groups, dtype=str)
+    y = np.asarray(y, dtype=float)
+    flags = np.asarray(flagged, dtype=bool)
+    rows = []
+    for group in sorted(set(labels.tolist())):
+        mask = labels == group
+        events = int(y[mask].sum())
+        n = int(mask.sum())
+        flagged_events = int((flags & mask & (y == 1)).sum())
+        flagged_n = int((flags & mask).sum())
+        rows.append(
+            ThresholdPerformance(
+                attribute=attribute,
+                group=group,
+                n=n,
+                events=events,
+                flag_rate=_proportion(flagged_n, n),  # type: ignore[arg-type]
+                sensitivity=_proportion(flagged_events, events),
+                ppv=_proportion(flagged_events, flagged_n),
+                judged=min(events, n - events) >= min_events,
+            )
+        )
+    return rows
+
+
+def equal_opportunity_gap(rows: Sequence[ThresholdPerformance]) -> float | None:
+    """The largest difference in sensitivity between the judged groups (Hardt et al. 2016:
+    equal opportunity asks for equal true-positive rates); None with fewer than two."""
+    sensitivities = [r.sensitivity.value for r in rows if r.judged and r.sensitivity]
+    return max(sensitivities) - min(sensitivities) if len(sensitivities) >= 2 else None

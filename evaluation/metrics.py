@@ -101,7 +101,23 @@ def bootstrap_indices(n: int, rounds: int, seed: int) -> list[NDArray[np.intp]]:
     return [rng.integers(0, n, n) for _ in range(rounds)]
 
 
-def _interval(values: list[float], point: float) -> Estimate:
+def cluster_bootstrap_indices(
+    groups: Sequence[str], rounds: int, seed: int
+) -> list[NDArray[np.intp]]:
+    """Bootstrap resamples of whole clusters (a patient's discharges stay together): row
+    indices of ``len(set(groups))`` clusters drawn with replacement, per round."""
+    members: dict[str, list[int]] = {}
+    for row, group in enumerate(groups):
+        members.setdefault(group, []).append(row)
+    clusters = [np.array(rows, dtype=np.intp) for rows in members.values()]
+    rng = np.random.default_rng(seed)
+    return [
+        np.concatenate([clusters[c] for c in rng.integers(0, len(clusters), len(clusters))])
+        for _ in range(rounds)
+    ]
+
+
+def interval(values: list[float], point: float) -> Estimate:
     if not values:
         return Estimate(point, float("nan"), float("nan"))
     low, high = np.percentile(values, [2.5, 97.5])
@@ -125,7 +141,7 @@ def evaluate_risks(
     p = np.asarray(p, dtype=float)
     samples = [i for i in bootstrap_indices(len(y), rounds, seed) if 0 < y[i].sum() < len(i)]
     return {
-        name: _interval([metric(y[i], p[i]) for i in samples], metric(y, p))
+        name: interval([metric(y[i], p[i]) for i in samples], metric(y, p))
         for name, metric in METRICS.items()
         if name in names
     }
@@ -135,7 +151,7 @@ def auroc_difference(y: Array, p: Array, q: Array, *, rounds: int = 500, seed: i
     """AUROC of ``p`` minus AUROC of ``q`` on the same patients, with a paired bootstrap CI."""
     y = np.asarray(y, dtype=float)
     samples = [i for i in bootstrap_indices(len(y), rounds, seed) if 0 < y[i].sum() < len(i)]
-    return _interval(
+    return interval(
         [_auroc(y[i], p[i]) - _auroc(y[i], q[i]) for i in samples], _auroc(y, p) - _auroc(y, q)
     )
 

@@ -15,10 +15,11 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from evaluation.drift import population_stability_index
-from evaluation.fairness import subgroup_performance
+from evaluation.fairness import equal_opportunity_gap, subgroup_performance, threshold_performance
 from evaluation.feedback_analytics import FeedbackAnalytics, Rates
 from evaluation.html_parts import percent, png, table
 from evaluation.improvement_report import ImprovementData, render_improvements
+from evaluation.metrics import Estimate, evaluate_risks
 from evaluation.plots import calibration_plot
 from evaluation.surveillance_report import SurveillanceData, render_surveillance
 
@@ -33,6 +34,11 @@ class LabelledPrediction:
     sex: str
     age_band: str
     features: dict[str, float]
+    model_version: str = ""
+    treated: bool = False
+    """A card of the call was accepted: the intervention may have changed the outcome."""
+    threshold: float | None = None
+    """The serving version's decision threshold: at or above it, the model showed a card."""
 
 
 @dataclass(frozen=True)
@@ -167,6 +173,16 @@ def _model_sections(
                 )
             )
         )
+    parts += [
+        "<h3>By model version and treatment</h3>",
+        "<p>Each version judged on the patients it scored; treated patients (a card of the call "
+        "was accepted) apart, since the intervention may have changed their outcome. AUROC "
+        f"with a bootstrap 95% interval where at least {MIN_GROUP_EVENTS} of each outcome.</p>",
+        table(
+            ["version", "patients", "n", "events", "observed", "predicted", "O:E", "AUROC"],
+            performance_by_version(predictions),
+        ),
+    ]
     rows = []
     for attribute, key in (("sex", "sex"), ("age band", "age_band")):
         groups = [getattr(p, key) for p in predictions]
@@ -183,6 +199,7 @@ def _model_sections(
                 ]
             )
     parts.append(table(["", "group", "n", "events", "observed", "predicted", "AUROC"], rows))
+    parts += threshold_sections(predictions)
     if previous:
         names = sorted(predictions[0].features)
         drift = [
@@ -195,3 +212,88 @@ def _model_sections(
         parts += ["<h3>Drift against the previous period (PSI; above 0.25 is a major shift)</h3>"]
         parts.append(table(["feature", "PSI"], drift))
     return parts
+
+
+MIN_GROUP_EVENTS = 5
+"""Fewer events or non-events than this: the group is listed, its AUROC not judged."""
+
+
+def performance_by_version(predictions: Sequence[LabelledPrediction]) -> list[list[object]]:
+    """One row per model version and treated/untreated: pooled, a good version hides behind
+    a poor one, and treated patients' outcomes reflect the treatment as well as the risk."""
+    rows: list[list[object]] = []
+    versions = sorted({p.model_version for p in predictions}, key=lambda v: (len(v), v))
+    for version in versions:
+        for treated in (False, True):
+            group = [p for p in predictions if p.model_version == version and p.treated == treated]
+            if not group:
+                continue
+            y = np.array([p.label for p in group], dtype=float)
+            risk = np.array([p.risk for p in group])
+            events = int(y.sum())
+            auroc = (
+                str(evaluate_risks(y, risk, rounds=200, seed=0, names=("auroc",))["auroc"])
+                if min(events, len(y) - events) >= MIN_GROUP_EVENTS
+                else "too few to judge"
+            )
+            rows.append(
+                [
+                    f"v{version}",
+                    "treated" if treated else "untreated",
+                    len(group),
+                    events,
+                    percent(float(y.mean())),
+                    percent(float(risk.mean())),
+                    f"{y.sum() / risk.sum():.2f}" if risk.sum() > 0 else "n/a",
+                    auroc,
+                ]
+            )
+    return rows
+
+
+def _share(estimate: Estimate | None) -> str:
+    if estimate is None:
+        return "n/a"
+    return f"{percent(estimate.value)} ({percent(estimate.low)}-{percent(estimate.high)})"
+
+
+def threshold_sections(predictions: Sequence[LabelledPrediction]) -> list[str]:
+    """Flag rate, sensitivity, PPV and NNE by sex and age band at each prediction's own
+    threshold (a card or none), with Wilson intervals and the equal-opportunity gap; groups
+    too small to judge are listed, marked, and left out of the gap."""
+    scored = [p for p in predictions if p.threshold is not None]
+    if not scored:
+        return []
+    y = np.array([p.label for p in scored], dtype=float)
+    flagged = [p.risk >= p.threshold for p in scored]  # type: ignore[operator]
+    rows: list[list[object]] = []
+    gaps = []
+    for attribute, key in (("sex", "sex"), ("age band", "age_band")):
+        found = threshold_performance(attribute, [getattr(p, key) for p in scored], y, flagged)
+        gap = equal_opportunity_gap(found)
+        gaps.append(f"{attribute}: {'n/a' if gap is None else f'{gap:.2f}'}")
+        for r in found:
+            nne = r.number_needed_to_evaluate
+            rows.append(
+                [
+                    attribute,
+                    r.group,
+                    r.n,
+                    r.events,
+                    _share(r.flag_rate),
+                    _share(r.sensitivity),
+                    _share(r.ppv),
+                    "n/a" if nne is None else f"{nne:.1f}",
+                    "" if r.judged else f"too few to judge (< {MIN_GROUP_EVENTS} of an outcome)",
+                ]
+            )
+    return [
+        "<h3>At the decision threshold, by group (95% Wilson intervals)</h3>",
+        table(
+            ["", "group", "n", "events", "flagged", "sensitivity", "PPV", "NNE", ""],
+            rows,
+        ),
+        "<p>Equal-opportunity gap (largest difference in sensitivity between judged groups): "
+        + "; ".join(gaps)
+        + ".</p>",
+    ]

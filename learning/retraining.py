@@ -8,19 +8,24 @@ would teach the model that high-risk patients do well. They are reported separat
 
 The gate window is the latest ``test_fraction`` of the served, untreated discharges (the
 population the model now serves), or, while they hold too few events, the latest part of
-the whole snapshot. The challenger is trained as ``lhs train`` does on everything before
-the window, with each served example weighted so that together they carry
-``served_share`` of the training weight: a few hundred local discharges would otherwise
-be drowned by the original records, whose relationships may differ from this clinic's.
-Then champion and challenger are scored on the window, and the gate
-(evaluation/gate.py) decides. Everything is logged to MLflow and recorded in the store.
+the whole snapshot. The challenger is an update of the champion (models/updating.py: the
+closed test picks recalibration, revision or extension) fitted as ``lhs train`` does on
+everything before the window, with each served example weighted so that together they
+carry ``served_share`` of the training weight: a few hundred local discharges would
+otherwise be drowned by the original records, whose relationships may differ from this
+clinic's. Then champion and challenger are scored on the window, and the gate
+(evaluation/gate.py) decides. When the champion's own calibration on the window is off
+and the challenger is not promoted, the champion is recalibrated on the window (intercept
+and slope at most, chosen by the same closed test; the ranking, and so the AUROC, is
+unchanged) and the recalibrated version serves. Everything is logged to MLflow, each
+decision is tagged on the registered versions, and recorded in the store.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -34,10 +39,18 @@ from evaluation.plots import calibration_plot, roc_plot
 from knowledge.calculators.lace import lace_index
 from models.cohort import Cohort, Example, age_band, feature_matrix
 from models.features import FEATURE_NAMES
-from models.registry import CHAMPION, MlflowLocation, alias_version, set_alias
+from models.registry import (
+    CHAMPION,
+    MlflowLocation,
+    alias_version,
+    rounded_metrics,
+    set_alias,
+    tag_version,
+)
 from models.serving import load_served_model
 from models.tasks import PredictionTask
-from models.training import TrainingOptions, temporal_split, train_task
+from models.training import TrainingOptions, register_recalibration, temporal_split, train_task
+from models.updating import Reference, UpdatedRiskModel, choose_update
 from storage.repository import Store
 from storage.tables import ModelDecision, PredictionRecord
 
@@ -48,6 +61,14 @@ accepted, or another card of the same call was (e.g. the LACE rule's follow-up).
 MAX_SERVED_WEIGHT = 10.0
 """No served discharge counts for more than this many original ones (a handful of served
 examples must not dominate the fit)."""
+_APPROVAL = {
+    "promoted": "promoted automatically by the gate (evaluation/gate.py)",
+    "awaiting-approval": "passed the gate; awaiting approval (lhs models promote --approve)",
+    "rejected": "refused by the gate; never served",
+    "recalibrated": "promoted automatically: the champion recalibrated after a calibration "
+    "alert (same ranking, calibration re-estimated on the recent window)",
+}
+"""What a version's ``approval`` tag (shown on its model card) says for each decision."""
 MIN_WINDOW_EVENTS = 10
 """A served gate window needs at least this many events and non-events for a stable AUROC."""
 
@@ -62,6 +83,8 @@ class RetrainResult:
     treated_excluded: int
     run_id: str | None
     served_weight: float = 1.0
+    recalibrated_version: str | None = None
+    """A recalibration of the champion registered because its calibration was off."""
 
 
 def served_examples(store: Store, task: PredictionTask) -> list[Example]:
@@ -88,15 +111,16 @@ def served_examples(store: Store, task: PredictionTask) -> list[Example]:
                 lace_score=lace.score,
                 sex="male" if f["male"] else "female",
                 age_band=age_band(int(f["age_years"])),
-                feedback=_feedback_group(p, feedback, acted_on),
+                feedback=feedback_group(p, feedback, acted_on),
             )
         )
     return examples
 
 
-def _feedback_group(
+def feedback_group(
     prediction: PredictionRecord, feedback: dict[str, str], acted_on: set[int]
 ) -> str:
+    """accepted, other card accepted, overridden, none (a card without an answer) or no card."""
     own = feedback.get(prediction.card_uuid or "")
     if own == "accepted":
         return own
@@ -166,9 +190,19 @@ def retrain(
         )
     )
     champion = alias_version(location, task.registered_model, CHAMPION)
-    options = dataclasses.replace(options, promote=False, test_from=window_start)
+    old = load_served_model(location, task.registered_model, champion) if champion else None
+    # The challenger updates the champion; a champion from before models were updates of
+    # LACE (models/risk_model.py) cannot be, and LACE is the starting point again.
+    reference = old.model if old and isinstance(old.model, UpdatedRiskModel) else None
+    options = dataclasses.replace(
+        options,
+        promote=False,
+        test_from=window_start,
+        reference=reference,
+        reference_version=champion if reference else None,
+    )
     trained = train_task(task, snapshot, location, options, progress=progress)
-    if champion is None:
+    if champion is None or old is None:
         _record(
             store,
             task,
@@ -186,9 +220,9 @@ def retrain(
     _, window, _ = temporal_split(snapshot.examples, options.test_fraction, window_start)
     X = np.array(feature_matrix(window))
     y = np.array([e.label for e in window], dtype=float)
-    old = load_served_model(location, task.registered_model, champion).model
     new = load_served_model(location, task.registered_model, trained.version).model
-    p_old, p_new = old.predict_proba(X)[:, 1], new.predict_proba(X)[:, 1]
+    p_old, p_new = old.model.predict_proba(X)[:, 1], new.predict_proba(X)[:, 1]
+    patients = [e.patient_key for e in window]
     gate = decide(
         y,
         p_old,
@@ -200,20 +234,38 @@ def retrain(
             "race": [e.race for e in window],
         },
         policy,
+        patients=patients,
     )
     if gate.promote and not require_approval:
         outcome = "promoted"
-        set_alias(location, task.registered_model, CHAMPION, trained.version)
     else:
         outcome = "awaiting-approval" if gate.promote else "rejected"
+    # Tagged before the alias moves, so a service that loads it sees how it came to serve.
+    tag_version(
+        location,
+        task.registered_model,
+        trained.version,
+        {"gate_decision": outcome, "approval": _APPROVAL[outcome]},
+    )
+    if outcome == "promoted":
+        set_alias(location, task.registered_model, CHAMPION, trained.version)
     progress(f"gate: {outcome} (challenger v{trained.version} against champion v{champion})")
     for reason in gate.reasons:
         progress(f"  {reason}")
+    for alert in gate.champion_alerts:
+        progress(f"  ALERT: champion v{champion}: {alert}")
+    recalibrated = None
+    if gate.champion_alerts and not gate.promote and isinstance(old.model, UpdatedRiskModel):
+        recalibrated = recalibrate_champion(
+            task, location, champion, old.model, old.metadata, window, y
+        )
+        progress(f"champion v{champion} recalibrated as v{recalibrated}")
 
     with location.active():
         experiment_id = location.experiment_id(task.name)
         with mlflow.start_run(
-            experiment_id=experiment_id, run_name=f"gate v{trained.version} vs v{champion}"
+            experiment_id=experiment_id,
+            run_name=f"gate v{trained.version} vs v{champion}: {outcome}",
         ) as run:
             mlflow.set_tags(
                 {
@@ -227,6 +279,8 @@ def retrain(
                     "served_examples": str(len(served)),
                     "treated_excluded": str(len(treated)),
                     "gate_window": "served" if window_start else "snapshot",
+                    "champion_alert": "; ".join(gate.champion_alerts) or "none",
+                    "recalibrated_version": recalibrated or "none",
                 }
             )
             mlflow.log_params(
@@ -244,15 +298,26 @@ def retrain(
             }
             for prefix, values in (("champion", gate.champion), ("challenger", gate.challenger)):
                 for name, estimate in values.items():
-                    metrics[f"{prefix}_{name}"] = estimate.value
-            metrics["auroc_gain"] = gate.auroc_gain.value
-            metrics["auroc_gain_ci_low"] = gate.auroc_gain.low
+                    metrics |= {
+                        f"{prefix}_{name}": estimate.value,
+                        f"{prefix}_{name}_ci_low": estimate.low,
+                        f"{prefix}_{name}_ci_high": estimate.high,
+                    }
+            for name, gain in (
+                ("auroc_gain", gate.auroc_gain),
+                ("calibration_gain", gate.calibration_gain),
+            ):
+                metrics |= {
+                    name: gain.value,
+                    f"{name}_ci_low": gain.low,
+                    f"{name}_ci_high": gain.high,
+                }
             for name, gain in gate.subgroup_gains.items():
                 safe = name.replace("=", ".").replace(" ", "_").replace("+", "plus")
                 metrics[f"subgroup_auroc_gain.{safe}"] = gain
-            metrics |= _champion_by_feedback(old, served)
-            metrics |= _drift(old, base.examples, served)
-            mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
+            metrics |= _champion_by_feedback(old.model, served)
+            metrics |= _drift(old.model, base.examples, served)
+            mlflow.log_metrics(rounded_metrics(metrics))
             times = [e.predicted_at for e in window]
             mlflow.log_dict(
                 {
@@ -270,9 +335,34 @@ def retrain(
             title = f"Calibration on the gate window ({len(window)} discharges)"
             mlflow.log_figure(roc_plot(y, compared), "plots/roc.png")
             mlflow.log_figure(calibration_plot(y, compared, title=title), "plots/calibration.png")
+    _tag_decision(location, task, outcome, champion, trained.version, gate, run.info.run_id)
     _record(
         store, task, outcome, champion, trained.version, gate.reasons, run.info.run_id, decided_by
     )
+    if recalibrated is not None:
+        recalibration = "awaiting-approval" if require_approval else "recalibrated"
+        tag_version(
+            location,
+            task.registered_model,
+            recalibrated,
+            {
+                "gate_decision": recalibration,
+                "gate_run_id": run.info.run_id,
+                "approval": _APPROVAL[recalibration],
+            },
+        )
+        if recalibration == "recalibrated":
+            set_alias(location, task.registered_model, CHAMPION, recalibrated)
+        _record(
+            store,
+            task,
+            recalibration,
+            champion,
+            recalibrated,
+            [f"champion v{champion}: {alert}" for alert in gate.champion_alerts],
+            run.info.run_id,
+            decided_by,
+        )
     return RetrainResult(
         outcome,
         champion,
@@ -282,7 +372,57 @@ def retrain(
         len(treated),
         run.info.run_id,
         weight,
+        recalibrated,
     )
+
+
+def recalibrate_champion(
+    task: PredictionTask,
+    location: MlflowLocation,
+    champion: str,
+    model: UpdatedRiskModel,
+    metadata: Mapping[str, Any],
+    window: list[Example],
+    y: np.ndarray,
+) -> str:
+    """Register the champion recalibrated on the window (at most intercept and slope, chosen
+    by the closed test); returns the new version (not yet serving)."""
+    update = choose_update(
+        np.array(feature_matrix(window)),
+        y,
+        Reference.of(model),
+        most_extensive="logistic-recalibration",
+    )
+    described = (
+        f"{len(window)} discharges from {window[0].predicted_at:%Y-%m-%d} to "
+        f"{window[-1].predicted_at:%Y-%m-%d} ({int(y.sum())} events)"
+    )
+    return register_recalibration(task, location, champion, dict(metadata), update, described)
+
+
+def _tag_decision(
+    location: MlflowLocation,
+    task: PredictionTask,
+    outcome: str,
+    champion: str,
+    challenger: str,
+    gate: GateDecision,
+    run_id: str,
+) -> None:
+    """The gate's decision on both registered versions, where the registry's reader sees it."""
+    failed = [reason for reason in gate.reasons if reason.startswith("FAIL")]
+    tag_version(
+        location,
+        task.registered_model,
+        challenger,
+        {
+            "gate_run_id": run_id,
+            "gate_against": f"v{champion}",
+            "refusal_reasons": "; ".join(failed)[:4000] if failed else "none",
+        },
+    )
+    if outcome == "promoted":
+        tag_version(location, task.registered_model, champion, {"replaced_by": f"v{challenger}"})
 
 
 def _champion_by_feedback(model: Any, served: list[Example]) -> dict[str, float]:

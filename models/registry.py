@@ -8,7 +8,8 @@ imported lazily: it takes seconds, and a service without models must not pay for
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,32 @@ if TYPE_CHECKING:
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_DEVELOPMENT = "custom_model_development"
+"""The experiment kind the MLflow UI (3.x) reads to open an experiment on its runs (the
+classic ML view) instead of the GenAI traces page."""
+METRIC_DECIMALS = 4
+
+
+def rounded_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
+    """Finite metrics rounded to METRIC_DECIMALS: what a reader compares, not float noise."""
+    return {k: round(float(v), METRIC_DECIMALS) for k, v in metrics.items() if math.isfinite(v)}
+
+
+def tag_version(
+    location: MlflowLocation,
+    name: str,
+    version: str,
+    tags: Mapping[str, str],
+    description: str | None = None,
+) -> None:
+    """Tags (and optionally the description) on a registered version, where the registry's
+    reader sees them."""
+    client = location.client()
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    if description is not None:
+        client.update_model_version(name, version, description=description)
 
 
 @dataclass(frozen=True)
@@ -64,15 +91,25 @@ class MlflowLocation:
             mlflow.set_registry_uri(previous[1])
 
     def experiment_id(self, name: str) -> str:
+        """The experiment's id, created if need be, marked as classic model development so
+        the MLflow UI opens on its runs rather than on GenAI traces."""
         client = self.client()
         experiment = client.get_experiment_by_name(name)
         if experiment is not None:
+            if experiment.tags.get(EXPERIMENT_KIND_TAG) != MODEL_DEVELOPMENT:
+                client.set_experiment_tag(
+                    experiment.experiment_id, EXPERIMENT_KIND_TAG, MODEL_DEVELOPMENT
+                )
             return str(experiment.experiment_id)
         location = None
         if self.artifact_root is not None:
             self.artifact_root.mkdir(parents=True, exist_ok=True)
             location = (self.artifact_root / name).resolve().as_uri()
-        return str(client.create_experiment(name, artifact_location=location))
+        return str(
+            client.create_experiment(
+                name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: MODEL_DEVELOPMENT}
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -97,6 +134,10 @@ def alias_version(location: MlflowLocation, name: str, alias: str) -> str | None
 
 def set_alias(location: MlflowLocation, name: str, alias: str, version: str) -> None:
     location.client().set_registered_model_alias(name, alias, version)
+
+
+def version_tags(location: MlflowLocation, name: str, version: str) -> dict[str, str]:
+    return dict(location.client().get_model_version(name, version).tags or {})
 
 
 def versions(location: MlflowLocation, name: str) -> list[RegisteredVersion]:

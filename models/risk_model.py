@@ -1,8 +1,10 @@
 """A calibrated risk model that can say, for one patient, which features moved the risk.
 
-``RiskModel`` is what the registry stores and the service scores with: the fitted base
-pipeline (scaler and logistic regression, or gradient-boosted trees), its Platt
-calibration, the feature order and the training means of the features.
+``RiskModel`` is what the registry stored before models were updates of the LACE index
+(models/updating.py): the fitted base pipeline (scaler and logistic regression, or
+gradient-boosted trees), its Platt calibration, the feature order and the training means
+of the features. Versions registered so then must still load, to be served or rolled
+back to.
 
 Contributions are occlusion effects on the base model's log-odds: for each feature, the
 change in log-odds when the patient's value is replaced by the training mean. For a linear
@@ -22,11 +24,12 @@ from sklearn.calibration import CalibratedClassifierCV
 
 SKOPS_TRUSTED_TYPES: tuple[str, ...] = (
     "models.risk_model.RiskModel",
+    "models.updating.UpdatedRiskModel",
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
 )
-"""Types beyond scikit-learn's public estimators that a stored RiskModel may contain.
+"""Types beyond scikit-learn's public estimators that a stored model may contain.
 
 Models are stored in the skops format, which (unlike pickle) instantiates only types on a
 list at load time: a tampered artifact cannot run arbitrary code in the service.

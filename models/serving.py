@@ -21,9 +21,17 @@ from hooks.cards import Card, Coding, Link, Source
 from knowledge.logic.readmission import transitional_care_suggestion
 from knowledge.rule import OVERRIDE_REASONS, RULE_TOPIC_SYSTEM, Advice, EvaluationContext
 from models.features import FEATURE_NAMES, FEATURE_SET_VERSION, ReadmissionFeatures
-from models.registry import CHAMPION, MlflowLocation, alias_version, download_model, model_metadata
+from models.registry import (
+    CHAMPION,
+    MlflowLocation,
+    alias_version,
+    download_model,
+    model_metadata,
+    version_tags,
+)
 from models.risk_model import RiskModel
 from models.tasks import PredictionTask
+from models.updating import UpdatedRiskModel
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +48,7 @@ class IncompatibleModel(Exception):
 class ServedModel:
     name: str
     version: str
-    model: RiskModel
+    model: UpdatedRiskModel | RiskModel
     metadata: Mapping[str, Any]
     model_card: Mapping[str, Any] = field(default_factory=dict)
 
@@ -64,7 +72,13 @@ def load_served_model(location: MlflowLocation, name: str, version: str) -> Serv
             f"{metadata.get('feature_set_version')!r}, this service computes {FEATURE_SET_VERSION!r}"
         )
     model = mlflow.sklearn.load_model(str(path))
-    return ServedModel(name, version, model, metadata, metadata.get("model_card", {}))
+    card = dict(metadata.get("model_card", {}))
+    if card:
+        # How this version came to serve is known only after training: the registry's
+        # version tag (set before the alias moves) says it, not the card written before.
+        approval = version_tags(location, name, version).get("approval")
+        card["approval"] = approval or "not recorded in the registry"
+    return ServedModel(name, version, model, metadata, card)
 
 
 class ModelSlot:

@@ -1,16 +1,16 @@
-"""Training a task's models on a cohort, evaluating them against LACE and logging it all to MLflow.
+"""Training a task's model on a cohort, evaluating it against LACE and logging it all to MLflow.
 
-Candidates are a logistic regression (scaled features) and gradient-boosted trees, both
-with balanced class weights. Each is calibrated by Platt scaling on out-of-fold decision
-values (folds grouped by patient, so no patient is in both halves). The candidate with the
-better out-of-fold AUROC on the training period is selected; the later test period is
-touched only to report, never to choose. The decision threshold is picked by the decision
-curve of the out-of-fold calibrated risks, within the task's clinically set range.
+The model starts from the published evidence, the LACE index, and is updated to the
+training data by the standard updating methods, the method chosen by closed testing
+(models/updating.py). A first model updates the LACE score itself; a retrained one
+updates the champion it may replace (``TrainingOptions.reference``). The out-of-fold risks
+of the chosen method (folds grouped by patient, so no patient is in both halves) give
+the decision curve on which the threshold is picked, within the task's clinically set
+range; the later test period is touched only to report, never to choose.
 """
 
 from __future__ import annotations
 
-import warnings
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,13 +18,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.model_selection import StratifiedGroupKFold
 
 from evaluation.fairness import fairness_gaps, subgroup_performance
 from evaluation.metrics import (
@@ -39,9 +33,25 @@ from evaluation.model_card import build_model_card, model_card_markdown
 from evaluation.plots import calibration_plot, decision_curve_plot, precision_recall_plot, roc_plot
 from models.cohort import Cohort, Example, feature_matrix
 from models.features import FEATURE_LABELS, FEATURE_NAMES, FEATURE_SET_VERSION
-from models.registry import CHALLENGER, CHAMPION, MlflowLocation, alias_version, set_alias
-from models.risk_model import SKOPS_TRUSTED_TYPES, RiskModel
+from models.registry import (
+    CHALLENGER,
+    CHAMPION,
+    MlflowLocation,
+    alias_version,
+    rounded_metrics,
+    set_alias,
+    tag_version,
+)
+from models.risk_model import SKOPS_TRUSTED_TYPES
 from models.tasks import PredictionTask
+from models.updating import (
+    NON_NEGATIVE,
+    Reference,
+    UpdateChoice,
+    UpdatedRiskModel,
+    choose_update,
+    fit_update,
+)
 
 THRESHOLD_GRID = np.round(np.arange(0.01, 0.51, 0.01), 2)
 LACE_HIGH_RISK_MIN = 10
@@ -58,6 +68,11 @@ class TrainingOptions:
     """Make the new version champion. Otherwise it becomes challenger (champion if none)."""
     test_from: datetime | None = None
     """Start of the test period; by default the latest ``test_fraction`` of discharges."""
+    reference: UpdatedRiskModel | None = None
+    """The model to update (the champion); None: the LACE index itself."""
+    reference_version: str | None = None
+    alpha: float = 0.05
+    """Significance level of the closed test's likelihood-ratio tests."""
 
 
 @dataclass(frozen=True)
@@ -67,28 +82,14 @@ class TrainingResult:
     alias: str
     run_id: str
     selected: str
-    cv_auroc: Mapping[str, float]
+    """The updating method the closed test chose."""
+    cv_auroc: float
     test_metrics: Mapping[str, Estimate]
     lace_auroc: Estimate
     auroc_gain_over_lace: Estimate
     threshold: float | None
     cutoff: datetime
-
-
-def candidate_models(seed: int) -> dict[str, BaseEstimator]:
-    return {
-        "logistic-regression": make_pipeline(
-            StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=2000)
-        ),
-        "gradient-boosting": HistGradientBoostingClassifier(
-            class_weight="balanced",
-            max_depth=3,
-            learning_rate=0.05,
-            max_iter=200,
-            min_samples_leaf=20,
-            random_state=seed,
-        ),
-    }
+    update: UpdateChoice
 
 
 def temporal_split(
@@ -105,54 +106,22 @@ def temporal_split(
     )
 
 
-@dataclass(frozen=True)
-class _Fitted:
-    name: str
-    model: RiskModel
-    oof_risk: np.ndarray
-    cv_auroc: float
-
-
-def _weight_params(estimator: BaseEstimator, weights: np.ndarray) -> dict[str, np.ndarray]:
-    """Sample weights as the estimator's fit takes them (a pipeline: for its final step)."""
-    if isinstance(estimator, Pipeline):
-        return {f"{estimator.steps[-1][0]}__sample_weight": weights}
-    return {"sample_weight": weights}
-
-
-def _fit(
-    name: str,
-    estimator: BaseEstimator,
+def _out_of_fold_risk(
+    method: str,
     X: np.ndarray,
     y: np.ndarray,
     weights: np.ndarray,
     groups: list[int],
+    reference: Reference,
     options: TrainingOptions,
-) -> _Fitted:
-    from sklearn.metrics import roc_auc_score
-
-    splits = list(
-        StratifiedGroupKFold(options.folds, shuffle=True, random_state=options.seed).split(
-            X, y, groups
-        )
-    )
-    fit_params = _weight_params(estimator, weights)
-    with warnings.catch_warnings():
-        # Without metadata routing the calibrator cannot see that a pipeline takes weights
-        # and warns that only calibration uses them; the weights reach its final step
-        # through fit_params (sliced per fold), so both are weighted.
-        warnings.filterwarnings("ignore", message="Since Pipeline does not appear")
-        calibrated = CalibratedClassifierCV(
-            estimator, method="sigmoid", cv=splits, ensemble=False
-        ).fit(X, y, **({"sample_weight": weights} | fit_params))
-    # The calibrator was fitted on exactly these out-of-fold decision values (same splits).
-    oof_decision = cross_val_predict(
-        estimator, X, y, cv=splits, method="decision_function", params=fit_params
-    )
-    oof_risk = calibrated.calibrated_classifiers_[0].calibrators[0].predict(oof_decision)
-    model = RiskModel(calibrated, list(FEATURE_NAMES), [float(v) for v in X.mean(axis=0)])
-    auroc = roc_auc_score(y, oof_decision, sample_weight=weights)
-    return _Fitted(name, model, oof_risk, float(auroc))
+) -> np.ndarray:
+    """Each discharge's risk from the chosen method refitted without its patient's fold."""
+    risk = np.zeros(len(y))
+    folds = StratifiedGroupKFold(options.folds, shuffle=True, random_state=options.seed)
+    for fit_rows, held_out in folds.split(X, y, groups):
+        model = fit_update(method, X[fit_rows], y[fit_rows], reference, weights[fit_rows])
+        risk[held_out] = model.predict_proba(X[held_out])[:, 1]
+    return risk
 
 
 def _band_rates(examples: list[Example]) -> dict[str, float | None]:
@@ -166,11 +135,25 @@ def _band_rates(examples: list[Example]) -> dict[str, float | None]:
     }
 
 
-def _simple_params(estimator: BaseEstimator) -> dict[str, Any]:
+def _update_summary(update: UpdateChoice) -> dict[str, Any]:
+    """The closed test as the run and the model card record it."""
     return {
-        key: value
-        for key, value in estimator.get_params().items()
-        if isinstance(value, str | int | float | bool) or value is None
+        "method": update.method,
+        "alpha": update.alpha,
+        "shrinkage": update.shrinkage,
+        "log_likelihoods": {k: round(v, 4) for k, v in update.log_likelihoods.items()},
+        "parameters": update.parameters,
+        "tests_against_most_extensive": [
+            {
+                "simpler": c.simpler,
+                "chi2": round(c.statistic, 4),
+                "df": c.df,
+                "p_value": round(c.p_value, 4),
+            }
+            for c in update.comparisons
+        ],
+        "coefficients": {k: round(v, 6) for k, v in update.model.coefficient_table().items()},
+        "non_negative": sorted(NON_NEGATIVE),
     }
 
 
@@ -189,11 +172,11 @@ def train_task(
     train, test, cutoff = temporal_split(cohort.examples, options.test_fraction, options.test_from)
     if not train or not test or len({e.label for e in train}) < 2:
         raise ValueError("the cohort is too small or has only one outcome class to train on")
-    X, y = np.array(feature_matrix(train)), np.array([e.label for e in train])
+    X, y = np.array(feature_matrix(train)), np.array([e.label for e in train], dtype=float)
     weights = np.array([e.weight for e in train], dtype=float)
     X_test, y_test = np.array(feature_matrix(test)), np.array([e.label for e in test])
     # Folds group by patient; numbering patients by first appearance (not by their keyed
-    # pseudonym) keeps the folds, and so the model, the same whatever the site's secret key.
+    # pseudonym) keeps the folds, and so the threshold, the same whatever the site's key.
     numbering: dict[str, int] = {}
     groups = [numbering.setdefault(e.patient_key, len(numbering)) for e in train]
     lace_test = np.array([e.lace_score for e in test], dtype=float)
@@ -203,16 +186,31 @@ def train_task(
         f"test {len(test)} ({int(y_test.sum())} events)"
     )
 
-    fitted = []
-    for name, estimator in candidate_models(options.seed).items():
-        fitted.append(_fit(name, estimator, X, y, weights, groups, options))
-        progress(f"{name}: out-of-fold AUROC {fitted[-1].cv_auroc:.3f}")
-    best = max(fitted, key=lambda f: f.cv_auroc)
-    curve = decision_curve(y, best.oof_risk, THRESHOLD_GRID)
+    reference = Reference.of(options.reference) if options.reference else Reference.lace_index()
+    starting_point = (
+        f"{task.registered_model} v{options.reference_version}"
+        if options.reference
+        else "the LACE index (van Walraven 2010)"
+    )
+    update = choose_update(X, y, reference, weights=weights, alpha=options.alpha)
+    model = update.model
+    for comparison in update.comparisons:
+        progress(
+            f"closed test: {comparison.simpler} against the most extensive update: "
+            f"chi2 {comparison.statistic:.2f} on {comparison.df} df, p {comparison.p_value:.4f}"
+        )
+    progress(f"update of {starting_point}: {update.method}")
+    oof_risk = _out_of_fold_risk(update.method, X, y, weights, groups, reference, options)
+    cv_auroc = evaluate_risks(y, oof_risk, rounds=0, names=("auroc",))["auroc"].value
+    curve = decision_curve(y, oof_risk, THRESHOLD_GRID)
     threshold = choose_threshold(curve, *task.decision_range)
-    lace_auroc = evaluate_risks(
-        y_test, lace_test, rounds=options.bootstrap_rounds, seed=options.seed, names=("auroc",)
-    )["auroc"]
+    risk = model.predict_proba(X_test)[:, 1]
+    rounds, seed = options.bootstrap_rounds, options.seed
+    metrics = evaluate_risks(y_test, risk, rounds=rounds, seed=seed)
+    lace_auroc = evaluate_risks(y_test, lace_test, rounds=rounds, seed=seed, names=("auroc",))[
+        "auroc"
+    ]
+    gain = auroc_difference(y_test, risk, lace_test, rounds=rounds, seed=seed)
 
     window = {
         "dataset.sha256": cohort.digest(),
@@ -224,99 +222,89 @@ def train_task(
     frame = pd.DataFrame(X, columns=list(FEATURE_NAMES))
     test_frame = pd.DataFrame(X_test, columns=list(FEATURE_NAMES))
     rates = _band_rates(train)
-    results: dict[str, tuple[str, dict[str, Estimate], Estimate]] = {}
+    summary = _update_summary(update)
     with location.active():
         experiment_id = location.experiment_id(task.name)
-        for candidate in fitted:
-            risk = candidate.model.predict_proba(X_test)[:, 1]
-            metrics = evaluate_risks(
-                y_test, risk, rounds=options.bootstrap_rounds, seed=options.seed
+        with mlflow.start_run(
+            experiment_id=experiment_id, run_name=f"train {update.method}"
+        ) as run:
+            mlflow.set_tags(
+                {
+                    **window,
+                    "task": task.name,
+                    "kind": "training",
+                    "update_method": update.method,
+                    "updated_from": starting_point,
+                }
             )
-            gain = auroc_difference(
-                y_test, risk, lace_test, rounds=options.bootstrap_rounds, seed=options.seed
+            mlflow.log_params(
+                {
+                    "seed": options.seed,
+                    "folds": options.folds,
+                    "test_fraction": options.test_fraction,
+                    "starting_point": starting_point,
+                    "update_method": update.method,
+                    "closed_test_alpha": options.alpha,
+                    "shrinkage": "none" if update.shrinkage is None else round(update.shrinkage, 4),
+                    "sample_weights": ", ".join(
+                        f"{w:g} x {n}" for w, n in sorted(Counter(weights.tolist()).items())
+                    ),
+                    "decision_threshold": threshold,
+                    "decision_range": str(task.decision_range),
+                }
             )
-            selected = candidate is best
-            with mlflow.start_run(experiment_id=experiment_id, run_name=candidate.name) as run:
-                mlflow.set_tags(
-                    {
-                        **window,
-                        "task": task.name,
-                        "candidate": candidate.name,
-                        "selected": str(selected).lower(),
-                    }
-                )
-                mlflow.log_params(
-                    {
-                        "seed": options.seed,
-                        "folds": options.folds,
-                        "test_fraction": options.test_fraction,
-                        "calibration": "sigmoid (Platt), out-of-fold",
-                        "class_weight": "balanced",
-                        "sample_weights": ", ".join(
-                            f"{w:g} x {n}" for w, n in sorted(Counter(weights.tolist()).items())
-                        ),
-                        "decision_threshold": threshold,
-                        "decision_range": str(task.decision_range),
-                        **{
-                            f"model.{k}": v
-                            for k, v in _simple_params(candidate.model.base).items()
-                            if len(str(v)) < 250
-                        },
-                    }
-                )
-                mlflow.log_input(
-                    mlflow.data.from_pandas(
-                        frame.assign(label=y.astype(float)),
-                        name=f"{task.name}-train",
-                        targets="label",
-                    ),
-                    context="training",
-                )
-                mlflow.log_input(
-                    mlflow.data.from_pandas(
-                        test_frame.assign(label=y_test.astype(float)),
-                        name=f"{task.name}-test",
-                        targets="label",
-                    ),
-                    context="test",
-                )
-                flat = {"cv_auroc": candidate.cv_auroc}
-                for metric, estimate in {
-                    **metrics,
-                    "lace_auroc": lace_auroc,
-                    "auroc_gain_over_lace": gain,
-                }.items():
-                    name = metric if metric.startswith(("lace", "auroc_gain")) else f"test_{metric}"
-                    flat |= {
-                        name: estimate.value,
-                        f"{name}_ci_low": estimate.low,
-                        f"{name}_ci_high": estimate.high,
-                    }
-                if threshold is not None:
-                    flat["test_net_benefit_at_threshold"] = net_benefit(y_test, risk, threshold)
-                mlflow.log_metrics({k: v for k, v in flat.items() if np.isfinite(v)})
-                test_curve = decision_curve(y_test, risk, THRESHOLD_GRID)
-                for file, figure in {
-                    "plots/roc.png": roc_plot(
-                        y_test, {candidate.name: risk, "LACE index": lace_test}
-                    ),
-                    "plots/precision_recall.png": precision_recall_plot(
-                        y_test, {candidate.name: risk, "LACE index": lace_test}
-                    ),
-                    "plots/calibration.png": calibration_plot(y_test, {candidate.name: risk}),
-                    "plots/decision_curve_train_oof.png": decision_curve_plot(
-                        decision_curve(y, candidate.oof_risk, THRESHOLD_GRID), threshold
-                    ),
-                    "plots/decision_curve_test.png": decision_curve_plot(test_curve, threshold),
-                }.items():
-                    mlflow.log_figure(figure, file)
-                subgroups = [
-                    *subgroup_performance("sex", [e.sex for e in test], y_test, risk),
-                    *subgroup_performance("age band", [e.age_band for e in test], y_test, risk),
-                    *subgroup_performance("race", [e.race for e in test], y_test, risk),
-                ]
-                gaps = fairness_gaps(subgroups)
-                mlflow.log_metrics(
+            mlflow.log_input(
+                mlflow.data.from_pandas(
+                    frame.assign(label=y), name=f"{task.name}-train", targets="label"
+                ),
+                context="training",
+            )
+            mlflow.log_input(
+                mlflow.data.from_pandas(
+                    test_frame.assign(label=y_test.astype(float)),
+                    name=f"{task.name}-test",
+                    targets="label",
+                ),
+                context="test",
+            )
+            flat = {"cv_auroc": cv_auroc}
+            for metric, estimate in {
+                **metrics,
+                "lace_auroc": lace_auroc,
+                "auroc_gain_over_lace": gain,
+            }.items():
+                name = metric if metric.startswith(("lace", "auroc_gain")) else f"test_{metric}"
+                flat |= {
+                    name: estimate.value,
+                    f"{name}_ci_low": estimate.low,
+                    f"{name}_ci_high": estimate.high,
+                }
+            if threshold is not None:
+                flat["test_net_benefit_at_threshold"] = net_benefit(y_test, risk, threshold)
+            for comparison in update.comparisons:
+                flat[f"closed_test.{comparison.simpler}.chi2"] = comparison.statistic
+                flat[f"closed_test.{comparison.simpler}.p_value"] = comparison.p_value
+            mlflow.log_metrics(rounded_metrics(flat))
+            mlflow.log_dict(summary, "model_update.json")
+            test_curve = decision_curve(y_test, risk, THRESHOLD_GRID)
+            for file, figure in {
+                "plots/roc.png": roc_plot(y_test, {update.method: risk, "LACE index": lace_test}),
+                "plots/precision_recall.png": precision_recall_plot(
+                    y_test, {update.method: risk, "LACE index": lace_test}
+                ),
+                "plots/calibration.png": calibration_plot(y_test, {update.method: risk}),
+                "plots/decision_curve_train_oof.png": decision_curve_plot(curve, threshold),
+                "plots/decision_curve_test.png": decision_curve_plot(test_curve, threshold),
+            }.items():
+                mlflow.log_figure(figure, file)
+            subgroups = [
+                *subgroup_performance("sex", [e.sex for e in test], y_test, risk),
+                *subgroup_performance("age band", [e.age_band for e in test], y_test, risk),
+                *subgroup_performance("race", [e.race for e in test], y_test, risk),
+            ]
+            gaps = fairness_gaps(subgroups)
+            mlflow.log_metrics(
+                rounded_metrics(
                     {
                         f"fairness_gap.{name}.{attribute.replace(' ', '_')}": value
                         for attribute, values in gaps.items()
@@ -324,81 +312,186 @@ def train_task(
                         if name != "groups"
                     }
                 )
-                card = _model_card(
-                    task,
-                    candidate.name,
-                    cohort,
-                    train,
-                    test,
-                    cutoff,
-                    metrics,
-                    lace_auroc,
-                    gain,
-                    subgroups,
-                    threshold,
-                    implausible_directions(candidate.model),
-                )
-                mlflow.log_dict(card, "model_card.json")
-                mlflow.log_text(model_card_markdown(card), "model_card.md")
-                if selected:
-                    example = frame.head(3)
-                    info = mlflow.sklearn.log_model(
-                        candidate.model,
-                        name="model",
-                        serialization_format="skops",
-                        skops_trusted_types=list(SKOPS_TRUSTED_TYPES),
-                        input_example=example,
-                        signature=infer_signature(
-                            example, candidate.model.predict_proba(example)[:, 1]
-                        ),
-                        pyfunc_predict_fn="predict_proba",
-                        pip_requirements=[
-                            f"scikit-learn=={_version('scikit-learn')}",
-                            f"mlflow=={mlflow.__version__}",
-                        ],
-                        metadata={
-                            "task": task.name,
-                            "candidate": candidate.name,
-                            "feature_set_version": FEATURE_SET_VERSION,
-                            "feature_names": list(FEATURE_NAMES),
-                            "feature_labels": dict(FEATURE_LABELS),
-                            "decision_threshold": threshold,
-                            "observed_rates": rates,
-                            "lace_high_risk_min": LACE_HIGH_RISK_MIN,
-                            "test_auroc": metrics["auroc"].value,
-                            "lace_test_auroc": lace_auroc.value,
-                            "trained_before": cutoff.isoformat(),
-                            "model_card": card,
-                        },
-                    )
-                    best_run, best_model_uri = run.info.run_id, info.model_uri
-            results[candidate.name] = (run.info.run_id, metrics, gain)
-            progress(f"{candidate.name}: test AUROC {metrics['auroc']}; LACE {lace_auroc}")
-        version = mlflow.register_model(
-            best_model_uri, task.registered_model, tags={"run_id": best_run}
-        )
+            )
+            card = _model_card(
+                task,
+                starting_point,
+                summary,
+                cohort,
+                train,
+                test,
+                cutoff,
+                metrics,
+                lace_auroc,
+                gain,
+                subgroups,
+                threshold,
+                implausible_directions(model),
+            )
+            mlflow.log_dict(card, "model_card.json")
+            mlflow.log_text(model_card_markdown(card), "model_card.md")
+            example = frame.head(3)
+            info = mlflow.sklearn.log_model(
+                model,
+                name="model",
+                serialization_format="skops",
+                skops_trusted_types=list(SKOPS_TRUSTED_TYPES),
+                input_example=example,
+                signature=infer_signature(example, model.predict_proba(example)[:, 1]),
+                pyfunc_predict_fn="predict_proba",
+                pip_requirements=[
+                    f"scikit-learn=={_version('scikit-learn')}",
+                    f"scipy=={_version('scipy')}",
+                    f"mlflow=={mlflow.__version__}",
+                ],
+                metadata={
+                    "task": task.name,
+                    "candidate": update.method,
+                    "updated_from": starting_point,
+                    "feature_set_version": FEATURE_SET_VERSION,
+                    "feature_names": list(FEATURE_NAMES),
+                    "feature_labels": dict(FEATURE_LABELS),
+                    "decision_threshold": threshold,
+                    "observed_rates": rates,
+                    "lace_high_risk_min": LACE_HIGH_RISK_MIN,
+                    "test_auroc": metrics["auroc"].value,
+                    "lace_test_auroc": lace_auroc.value,
+                    "trained_before": cutoff.isoformat(),
+                    "model_card": card,
+                },
+            )
+            version = mlflow.register_model(
+                info.model_uri, task.registered_model, tags={"run_id": run.info.run_id}
+            )
     version_id = str(version.version)
+    client = location.client()
+    client.update_run(run.info.run_id, name=f"v{version_id} {update.method} (train)")
+    client.set_tag(run.info.run_id, "registered_version", version_id)
     alias = (
         CHAMPION
         if options.promote or alias_version(location, task.registered_model, CHAMPION) is None
         else CHALLENGER
     )
+    approval = {
+        CHALLENGER: "not approved: a challenger, to be decided by the promotion gate",
+        CHAMPION: "promoted by hand (lhs train --promote), without the gate"
+        if options.promote
+        else "the first model: champion because none was registered",
+    }[alias]
+    # Tagged before the alias moves, so a service that loads it sees how it came to serve.
+    tag_version(
+        location,
+        task.registered_model,
+        version_id,
+        {
+            "update_method": update.method,
+            "updated_from": starting_point,
+            "test_auroc": f"{metrics['auroc'].value:.4f}",
+            "approval": approval,
+        },
+        description=f"{update.method} of {starting_point}, chosen by closed testing "
+        f"(Vergouwe 2017) on {len(train)} discharges before {cutoff:%Y-%m-%d}; test AUROC "
+        f"{metrics['auroc']} on {len(test)} later ones (LACE {lace_auroc}). Registered as "
+        f"@{alias}.",
+    )
     set_alias(location, task.registered_model, alias, version_id)
+    progress(f"{update.method}: test AUROC {metrics['auroc']}; LACE {lace_auroc}")
     progress(f"registered {task.registered_model} version {version_id} as @{alias}")
-    _, best_metrics, best_gain = results[best.name]
     return TrainingResult(
         registered_model=task.registered_model,
         version=version_id,
         alias=alias,
-        run_id=best_run,
-        selected=best.name,
-        cv_auroc={f.name: f.cv_auroc for f in fitted},
-        test_metrics=best_metrics,
+        run_id=run.info.run_id,
+        selected=update.method,
+        cv_auroc=cv_auroc,
+        test_metrics=metrics,
         lace_auroc=lace_auroc,
-        auroc_gain_over_lace=best_gain,
+        auroc_gain_over_lace=gain,
         threshold=threshold,
         cutoff=cutoff,
+        update=update,
     )
+
+
+def register_recalibration(
+    task: PredictionTask,
+    location: MlflowLocation,
+    champion_version: str,
+    champion_metadata: Mapping[str, Any],
+    update: UpdateChoice,
+    window: str,
+) -> str:
+    """Register a recalibration of the champion (``update``, fitted on ``window``, a short
+    description of the recent patients) as a new version: the champion's threshold, rates
+    and model card, with the recalibration added. Returns the version."""
+    import mlflow
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    model = update.model
+    card = dict(champion_metadata.get("model_card", {}))
+    card["recalibration"] = {
+        "of_version": champion_version,
+        "on": window,
+        "reason": "the champion's calibration on the recent window excluded the ideal",
+        **_update_summary(update),
+    }
+    metadata = dict(champion_metadata) | {
+        "candidate": f"{update.method} of v{champion_version}",
+        "updated_from": f"{task.registered_model} v{champion_version}",
+        "model_card": card,
+    }
+    example = pd.DataFrame([list(model.reference)], columns=list(FEATURE_NAMES))
+    with location.active():
+        experiment_id = location.experiment_id(task.name)
+        with mlflow.start_run(experiment_id=experiment_id) as run:
+            mlflow.set_tags(
+                {
+                    "task": task.name,
+                    "kind": "champion-recalibration",
+                    "update_method": update.method,
+                    "updated_from": f"v{champion_version}",
+                }
+            )
+            mlflow.log_params({"window": window, "update_method": update.method})
+            mlflow.log_metrics(
+                rounded_metrics(
+                    {f"closed_test.{c.simpler}.p_value": c.p_value for c in update.comparisons}
+                )
+            )
+            mlflow.log_dict(card["recalibration"], "model_update.json")
+            mlflow.log_dict(card, "model_card.json")
+            info = mlflow.sklearn.log_model(
+                model,
+                name="model",
+                serialization_format="skops",
+                skops_trusted_types=list(SKOPS_TRUSTED_TYPES),
+                input_example=example,
+                signature=infer_signature(example, model.predict_proba(example)[:, 1]),
+                pyfunc_predict_fn="predict_proba",
+                pip_requirements=[
+                    f"scikit-learn=={_version('scikit-learn')}",
+                    f"scipy=={_version('scipy')}",
+                    f"mlflow=={mlflow.__version__}",
+                ],
+                metadata=metadata,
+            )
+            version = mlflow.register_model(
+                info.model_uri, task.registered_model, tags={"run_id": run.info.run_id}
+            )
+    version_id = str(version.version)
+    location.client().update_run(
+        run.info.run_id, name=f"v{version_id} {update.method} of v{champion_version}"
+    )
+    tag_version(
+        location,
+        task.registered_model,
+        version_id,
+        {"update_method": update.method, "updated_from": f"v{champion_version}"},
+        description=f"{update.method} of champion v{champion_version} on {window}, because "
+        "the champion's calibration there excluded the ideal.",
+    )
+    return version_id
 
 
 def _version(package: str) -> str:
@@ -419,7 +512,7 @@ its Charlson component, van Walraven 2010); a model that lowers the risk as they
 flagged on its model card."""
 
 
-def implausible_directions(model: RiskModel) -> list[str]:
+def implausible_directions(model: UpdatedRiskModel) -> list[str]:
     """Expected risk factors whose increase by one, from the average patient, lowers the risk."""
     reference = list(model.reference)
     base = model.assess(reference)[0]
@@ -440,9 +533,29 @@ def _share(examples: list[Example], attribute: str) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+def _training_data(
+    cohort: Cohort, train: list[Example], test: list[Example], cutoff: datetime
+) -> str:
+    """Where the examples came from, counted, not assumed."""
+    served = {e.patient_key for e in cohort.examples if e.feedback is not None}
+    recorded = cohort.patients - len(served)
+    sources = f"{recorded} patients from synthetic records (Synthea FHIR R4)"
+    if served:
+        served_discharges = sum(1 for e in cohort.examples if e.feedback is not None)
+        sources += (
+            f" and {len(served)} patients served by this service ({served_discharges} "
+            "discharges, their bedside feature vectors and labelled outcomes)"
+        )
+    return (
+        f"{sources}; {len(train)} index discharges before {cutoff:%Y-%m-%d} for training, "
+        f"{len(test)} later ones for testing."
+    )
+
+
 def _model_card(
     task: PredictionTask,
-    candidate: str,
+    starting_point: str,
+    update: Mapping[str, Any],
     cohort: Cohort,
     train: list[Example],
     test: list[Example],
@@ -467,7 +580,7 @@ def _model_card(
     )
     return build_model_card(
         details={
-            "name": f"{task.registered_model} ({candidate})",
+            "name": f"{task.registered_model} ({update['method']} of {starting_point})",
             "developer": "Learning Health System project (open source)",
             "funding_source": "None declared",
             "output": "Calibrated probability of the outcome within "
@@ -486,9 +599,16 @@ def _model_card(
             "threshold_rationale": task.decision_range_rationale,
         },
         development={
-            "training_data": f"{cohort.patients} synthetic patients (Synthea FHIR R4 records); "
-            f"{len(train)} index discharges before {cutoff:%Y-%m-%d} for training, {len(test)} "
-            "later ones for testing.",
+            "training_data": _training_data(cohort, train, test, cutoff),
+            "model_updating": {
+                "starting_point": starting_point,
+                "evidence": "LACE index: van Walraven C et al. CMAJ 2010;182(6):551-557, "
+                "https://doi.org/10.1503/cmaj.091117 (its points are the linear predictor; "
+                "intercept and slope are estimated locally)",
+                "selection": "closed testing procedure, Vergouwe Y et al. Stat Med "
+                "2017;36:4529-4539, https://doi.org/10.1002/sim.7179",
+                **update,
+            },
             "inclusion_and_exclusion_criteria": {
                 "included": "Finished inpatient (IMP) and emergency (EMER) encounters with a start and an end.",
                 "excluded": dict(cohort.excluded),
@@ -505,8 +625,9 @@ def _model_card(
             "relevance_of_training_data_to_deployed_setting": "Synthetic data: the model shows "
             "the pipeline working; it must be retrained and revalidated on the deploying "
             "organisation's own records before clinical use.",
-            "bias_mitigation_approach": "Performance and calibration are reported by sex and age "
-            "band on the test period; promotion requires review of these subgroups.",
+            "bias_mitigation_approach": "Performance and calibration are reported by sex, age "
+            "band and race (where recorded) on the test period; the promotion gate refuses a "
+            "challenger that loses discrimination in a sex or age-band subgroup.",
         },
         test_metrics=metrics,
         baseline={
@@ -522,6 +643,9 @@ def _model_card(
             "Test events are few: confidence intervals are wide.",
             *warning,
         ],
-        maintenance="Retrain when feedback and outcomes accumulate; a new version serves only "
-        "after its evaluation is reviewed and it is promoted to champion in the MLflow registry.",
+        maintenance="Retrained (`lhs retrain`) when outcomes accumulate: each new version "
+        "updates the champion and serves only if the promotion gate (evaluation/gate.py) "
+        "finds it better on the same recent patients; the gate promotes automatically unless "
+        "retraining runs with --require-approval. The registry version's tags record each "
+        "decision.",
     )

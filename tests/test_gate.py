@@ -1,5 +1,6 @@
-"""The promotion gate refuses a worse, miscalibrated or subgroup-harming challenger and
-promotes a better one; each check reports its numbers."""
+"""The promotion gate: symmetric, paired, patient-clustered comparisons of champion and
+challenger; refusals name the failing check with its numbers; a miscalibrated champion
+raises an alert."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 from evaluation.gate import GatePolicy, decide
+from evaluation.metrics import cluster_bootstrap_indices
 
 POLICY = GatePolicy(bootstrap_rounds=150, seed=1)
 
@@ -29,12 +31,34 @@ def _checks(decision):
     return {c.name: c.passed for c in decision.checks}
 
 
-def test_a_better_calibrated_challenger_is_promoted(population):
+def _overconfident(risk):
+    logit = np.log(risk / (1 - risk))
+    return 1 / (1 + np.exp(-(2.5 * (logit + 2.2) - 2.2)))
+
+
+def test_a_better_challenger_is_promoted_and_with_the_roles_swapped_refused(population):
     y, truth, champion, sex = population
-    decision = decide(y, champion, truth, {"sex": list(sex)}, POLICY)
-    assert decision.promote, decision.reasons
-    assert decision.auroc_gain.low > 0
-    assert set(decision.subgroup_gains) == {"sex=female", "sex=male"}
+    forward = decide(y, champion, truth, {"sex": list(sex)}, POLICY)
+    assert forward.promote, forward.reasons
+    assert forward.auroc_gain.low > 0
+    assert set(forward.subgroup_gains) == {"sex=female", "sex=male"}
+    backward = decide(y, truth, champion, {"sex": list(sex)}, POLICY)
+    assert not backward.promote
+    assert _checks(backward)["better than the champion"] is False
+    # The same resamples, roles swapped: every difference and its interval mirror.
+    for there, back in (
+        (forward.auroc_gain, backward.auroc_gain),
+        (forward.calibration_gain, backward.calibration_gain),
+    ):
+        assert back.value == pytest.approx(-there.value)
+        assert (back.low, back.high) == pytest.approx((-there.high, -there.low))
+
+
+def test_the_decision_is_the_same_for_the_same_seed(population):
+    y, truth, champion, sex = population
+    first = decide(y, champion, truth, {"sex": list(sex)}, POLICY)
+    again = decide(y, champion, truth, {"sex": list(sex)}, POLICY)
+    assert first.reasons == again.reasons
 
 
 def test_a_worse_challenger_is_refused_on_auroc(population):
@@ -49,15 +73,36 @@ def test_a_worse_challenger_is_refused_on_auroc(population):
     assert any(r.startswith("FAIL: AUROC") for r in decision.reasons)
 
 
-def test_an_overconfident_challenger_is_refused_on_calibration(population):
-    y, truth, champion, sex = population
-    logit = np.log(truth / (1 - truth))
-    overconfident = 1 / (1 + np.exp(-(2.5 * (logit + 2.2) - 2.2)))
-    decision = decide(y, champion, overconfident, {"sex": list(sex)}, POLICY)
-    assert not decision.promote
-    assert _checks(decision)["calibration slope within bounds"] is False
-    # Its ranking is as good as the truth's: only calibration stops it.
-    assert _checks(decision)["AUROC not worse than the champion's"] is True
+def test_an_overconfident_challenger_is_refused_and_a_recalibrated_one_promoted(population):
+    """Same ranking, different calibration: the gate decides on calibration alone, both ways."""
+    y, truth, _, sex = population
+    overconfident = _overconfident(truth)
+    refused = decide(y, truth, overconfident, {"sex": list(sex)}, POLICY)
+    assert not refused.promote
+    assert refused.auroc_gain.value == pytest.approx(0.0)
+    assert _checks(refused)["calibration not worse than the champion's"] is False
+    assert _checks(refused)["AUROC not worse than the champion's"] is True
+    promoted = decide(y, overconfident, truth, {"sex": list(sex)}, POLICY)
+    assert promoted.promote, promoted.reasons
+    assert promoted.calibration_gain.low > 0
+
+
+def test_a_miscalibrated_champion_raises_an_alert(population):
+    y, truth, _, _ = population
+    assert decide(y, truth, truth, {}, POLICY).champion_alerts == []
+    alerts = decide(y, _overconfident(truth), truth, {}, POLICY).champion_alerts
+    assert any("slope" in alert for alert in alerts)
+
+
+def test_the_bootstrap_resamples_patients_with_all_their_discharges():
+    groups = [f"p{i // 3}" for i in range(30)]  # ten patients, three discharges each
+    for sample in cluster_bootstrap_indices(groups, rounds=20, seed=4):
+        assert len(sample) == 30
+        drawn = [groups[i] for i in sample]
+        assert all(drawn.count(g) % 3 == 0 for g in set(drawn))
+    assert [s.tolist() for s in cluster_bootstrap_indices(groups, 3, 9)] == [
+        s.tolist() for s in cluster_bootstrap_indices(groups, 3, 9)
+    ]
 
 
 def test_a_challenger_that_harms_one_subgroup_is_refused(population):
@@ -88,3 +133,34 @@ def test_fairness_gaps_are_the_largest_differences_between_groups():
     # Errors: female +0.02, male -0.05 -> gap 0.07.
     assert gaps["sex"]["calibration_in_the_large_gap"] == pytest.approx(0.07)
     assert "age band" not in gaps  # one group left after the event filter
+
+
+def test_threshold_metrics_by_group_have_intervals_and_small_groups_are_listed_not_judged():
+    from evaluation.fairness import equal_opportunity_gap, threshold_performance
+
+    def group(name, events, flagged_events, non_events, flagged_non_events):
+        return (
+            [name] * (events + non_events),
+            [1] * events + [0] * non_events,
+            [True] * flagged_events
+            + [False] * (events - flagged_events)
+            + [True] * flagged_non_events
+            + [False] * (non_events - flagged_non_events),
+        )
+
+    parts = [group("a", 10, 5, 20, 2), group("b", 10, 8, 20, 0), group("c", 2, 2, 3, 0)]
+    groups = [g for part in parts for g in part[0]]
+    y = np.array([v for part in parts for v in part[1]], dtype=float)
+    flagged = [f for part in parts for f in part[2]]
+    rows = {r.group: r for r in threshold_performance("site", groups, y, flagged)}
+    a, b, c = rows["a"], rows["b"], rows["c"]
+    assert (a.flag_rate.value, a.sensitivity.value, a.ppv.value) == pytest.approx(
+        (7 / 30, 0.5, 5 / 7)
+    )
+    assert b.ppv.value == 1.0 and b.number_needed_to_evaluate == 1.0
+    for row in (a, b, c):
+        for estimate in (row.flag_rate, row.sensitivity, row.ppv):
+            assert estimate.low <= estimate.value <= estimate.high
+    assert a.judged and b.judged and not c.judged
+    # Equal opportunity: sensitivity 0.8 against 0.5; the small group (1.0) is left out.
+    assert equal_opportunity_gap(list(rows.values())) == pytest.approx(0.3)

@@ -6,13 +6,16 @@ import html
 import re
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 from sqlalchemy import update
 from sqlmodel import col
 from typer.testing import CliRunner
 
 from cli.analytics import gather_report
 from cli.main import app as cli
+from evaluation.experiments import wilson_interval
 from evaluation.feedback_analytics import week_of
+from evaluation.html_parts import percent
 from evaluation.report import render_report
 from fhir_client.outcomes import OutcomeInput
 from hooks.cards import Card, Source, Suggestion
@@ -68,6 +71,50 @@ def test_report_figures_match_hand_computed_values(app):  # noqa: F811
     assert "4 predictions with a known outcome: observed rate 25%, mean predicted risk 40%" in text
     assert re.search(r"sex\s+male\s+4\s+1\s+25%\s+40%\s+0\.67", text)  # AUROC 2/3
     assert page.count("data:image/png;base64,") == 2  # acceptance by week, calibration
+    # At the threshold 0.12, three of four flagged, the one event among them; one event is
+    # too few to judge.
+    flagged, sensitivity, ppv = (
+        f"{percent(k / n)} ({percent(wilson_interval(k, n)[0])}-{percent(wilson_interval(k, n)[1])})"
+        for k, n in ((3, 4), (1, 1), (1, 3))
+    )
+    assert re.search(
+        rf"sex\s+male\s+4\s+1\s+{re.escape(flagged)}\s+{re.escape(sensitivity)}\s+"
+        rf"{re.escape(ppv)}\s+3\.0\s+too few to judge",
+        text,
+    )
+    # One version, no card accepted: one row, its AUROC not judged on one event.
+    assert re.search(r"v1\s+untreated\s+4\s+1\s+25%\s+40%\s+\S+\s+too few to judge", text)
+
+
+def test_performance_is_split_by_model_version_and_treatment():
+    from evaluation.report import LabelledPrediction, performance_by_version
+
+    rng = np.random.default_rng(2)
+
+    def predictions(version: str, treated: bool, n: int) -> list[LabelledPrediction]:
+        risk = rng.uniform(0.05, 0.6, n)
+        labels = (rng.uniform(size=n) < risk).astype(int)
+        return [
+            LabelledPrediction(float(r), int(y), "female", "65+", {}, version, treated)
+            for r, y in zip(risk, labels, strict=True)
+        ]
+
+    v1, v2, v2_treated = (
+        predictions("1", False, 200),
+        predictions("2", False, 150),
+        predictions("2", True, 6),
+    )
+    rows = performance_by_version(v2_treated + v1 + v2)
+    assert [row[:3] for row in rows] == [
+        ["v1", "untreated", 200],
+        ["v2", "untreated", 150],
+        ["v2", "treated", 6],
+    ]
+    for row, group in zip(rows, (v1, v2, v2_treated), strict=True):
+        assert row[3] == sum(p.label for p in group)
+        assert row[6] == f"{sum(p.label for p in group) / sum(p.risk for p in group):.2f}"
+    assert "95% CI" in rows[0][7] and "95% CI" in rows[1][7]
+    assert rows[2][7] == "too few to judge"
 
 
 def test_lhs_report_writes_the_file_and_logs_it_to_mlflow(app, tmp_path, database_url):  # noqa: F811

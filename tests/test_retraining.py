@@ -8,9 +8,17 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 
+from evaluation.gate import GatePolicy, decide
 from evaluation.metrics import calibration_intercept
-from learning.retraining import MAX_SERVED_WEIGHT, served_weight, served_window_start
+from knowledge.calculators.lace import lace_index
+from learning.retraining import (
+    MAX_SERVED_WEIGHT,
+    recalibrate_champion,
+    served_weight,
+    served_window_start,
+)
 from models.cohort import Cohort, Example
 from models.features import FEATURE_NAMES
 from models.registry import MlflowLocation
@@ -74,8 +82,9 @@ def _world(rng: random.Random, days: range, risk: dict[int, float], weight: floa
 
 
 def test_training_honours_sample_weights(tmp_path):
-    """Old records where heart failure goes with fewer events, then a served period where it
-    goes with more: weighted up, the served period decides the direction the model learns."""
+    """Old records where heart failure goes with fewer events (its coefficient may not turn
+    negative, so it stays at no effect), then a served period where it goes with more:
+    weighted up, the served period makes heart failure raise the risk."""
     rng = random.Random(3)
     old = _world(rng, range(0, 300), {0: 0.25, 1: 0.08}, 1.0)
     recent = {0: 0.08, 1: 0.4}
@@ -107,3 +116,83 @@ def test_training_honours_sample_weights(tmp_path):
     weighted_direction, weighted_intercept = heart_failure_raises_risk(10.0)
     assert not unweighted_direction and weighted_direction
     assert abs(weighted_intercept) < abs(unweighted_intercept)
+
+
+def _lace_examples(days: range, shift: float, seed: int) -> list[Example]:
+    """Discharges whose outcome follows a logistic model on the LACE index, its log-odds
+    shifted by ``shift`` (a clinic whose baseline risk differs)."""
+    rng = np.random.default_rng(seed)
+    found = []
+    for day in days:
+        for k in range(4):
+            stay, acute, charlson, ed = (
+                int(rng.integers(0, 15)),
+                int(rng.integers(0, 2)),
+                int(rng.integers(0, 6)),
+                int(rng.integers(0, 5)),
+            )
+            lace = lace_index(
+                length_of_stay_days=stay,
+                acute_admission=bool(acute),
+                charlson=charlson,
+                ed_visits_6_months=ed,
+            ).score
+            features = dict.fromkeys(FEATURE_NAMES, 0.0) | {
+                "length_of_stay_days": float(stay),
+                "acute_admission": float(acute),
+                "charlson_index": float(charlson),
+                "ed_visits_6m": float(ed),
+                "age_years": 60.0,
+            }
+            risk = 1 / (1 + np.exp(-(-4.0 + 0.2 * lace + shift)))
+            found.append(
+                Example(
+                    patient_key=f"p{day}-{k}",
+                    encounter=f"Encounter/{day}-{k}",
+                    predicted_at=START + timedelta(days=day),
+                    features=features,
+                    label=int(rng.uniform() < risk),
+                    lace_score=lace,
+                    sex="female",
+                    age_band="45-64",
+                )
+            )
+    return found
+
+
+def test_a_miscalibrated_champion_raises_an_alert_and_is_recalibrated(tmp_path):
+    """The clinic's baseline risk rose: the champion ranks as well as before but
+    underestimates. The gate alerts on the champion itself, and a recalibration of it is
+    registered (the ranking unchanged, the calibration restored)."""
+    location = MlflowLocation(f"sqlite:///{tmp_path / 'm.db'}", tmp_path / "artifacts")
+    task = READMISSION_30D
+    first = train_task(
+        task,
+        Cohort(examples=_lace_examples(range(0, 400), 0.0, 1), patients=1600),
+        location,
+        TrainingOptions(bootstrap_rounds=20),
+    )
+    champion = load_served_model(location, task.registered_model, first.version)
+    window = _lace_examples(range(400, 600), 1.5, 2)
+    X = np.array([[e.features[n] for n in FEATURE_NAMES] for e in window])
+    y = np.array([e.label for e in window], dtype=float)
+    p_old = champion.model.predict_proba(X)[:, 1]
+    patients = [e.patient_key for e in window]
+    gate = decide(y, p_old, p_old, {}, GatePolicy(bootstrap_rounds=100), patients=patients)
+    assert any("intercept" in alert for alert in gate.champion_alerts)
+
+    version = recalibrate_champion(
+        task, location, first.version, champion.model, champion.metadata, window, y
+    )
+    assert version != first.version
+    recalibrated = load_served_model(location, task.registered_model, version)
+    p_new = recalibrated.model.predict_proba(X)[:, 1]
+    assert recalibrated.model.method in {"recalibration-in-the-large", "logistic-recalibration"}
+    assert abs(calibration_intercept(y, p_new)) < 0.1 < 1.0 < calibration_intercept(y, p_old)
+    # The same ranking (tied LACE scores may differ by rounding in the last digit).
+    assert roc_auc_score(y, p_new) == pytest.approx(roc_auc_score(y, p_old), abs=1e-3)
+    assert recalibrated.threshold == champion.threshold
+    registered = location.client().get_model_version(task.registered_model, version)
+    assert registered.tags["updated_from"] == f"v{first.version}"
+    assert f"champion v{first.version}" in registered.description
+    assert recalibrated.model_card["recalibration"]["of_version"] == first.version
