@@ -129,8 +129,12 @@ def gather_report(
                 LabelledPrediction(
                     risk=p.risk,
                     label=int(p.label or 0),
-                    sex="male" if p.features.get("male") else "female",
+                    # As the Patient stated it; predictions stored before it was recorded fall
+                    # back on the model's own sex feature.
+                    sex=p.sex or ("male" if p.features.get("male") else "female"),
                     age_band=age_band(int(p.features.get("age_years", 0))),
+                    race=p.race or "not recorded",
+                    ethnicity=p.ethnicity or "not recorded",
                     features={k: float(v) for k, v in p.features.items()},
                     model_version=p.model_version,
                     treated=feedback_group(p, feedback, acted_on) in TREATED,

@@ -39,6 +39,17 @@ class LabelledPrediction:
     """A card of the call was accepted: the intervention may have changed the outcome."""
     threshold: float | None = None
     """The serving version's decision threshold: at or above it, the model showed a card."""
+    race: str = "not recorded"
+    ethnicity: str = "not recorded"
+
+
+AUDITED_GROUPS: tuple[tuple[str, str], ...] = (
+    ("sex", "sex"),
+    ("age band", "age_band"),
+    ("race", "race"),
+    ("ethnicity", "ethnicity"),
+)
+"""(label, attribute) of the groups the model's performance is audited across."""
 
 
 @dataclass(frozen=True)
@@ -184,7 +195,7 @@ def _model_sections(
         ),
     ]
     rows = []
-    for attribute, key in (("sex", "sex"), ("age band", "age_band")):
+    for attribute, key in AUDITED_GROUPS:
         groups = [getattr(p, key) for p in predictions]
         for s in subgroup_performance(attribute, groups, y, risk):
             rows.append(
@@ -258,7 +269,7 @@ def _share(estimate: Estimate | None) -> str:
 
 
 def threshold_sections(predictions: Sequence[LabelledPrediction]) -> list[str]:
-    """Flag rate, sensitivity, PPV and NNE by sex and age band at each prediction's own
+    """Flag rate, sensitivity, PPV and NNE by sex, age band, race and ethnicity at each prediction's own
     threshold (a card or none), with Wilson intervals and the equal-opportunity gap; groups
     too small to judge are listed, marked, and left out of the gap."""
     scored = [p for p in predictions if p.threshold is not None]
@@ -268,7 +279,7 @@ def threshold_sections(predictions: Sequence[LabelledPrediction]) -> list[str]:
     flagged = [p.risk >= p.threshold for p in scored]  # type: ignore[operator]
     rows: list[list[object]] = []
     gaps = []
-    for attribute, key in (("sex", "sex"), ("age band", "age_band")):
+    for attribute, key in AUDITED_GROUPS:
         found = threshold_performance(attribute, [getattr(p, key) for p in scored], y, flagged)
         gap = equal_opportunity_gap(found)
         gaps.append(f"{attribute}: {'n/a' if gap is None else f'{gap:.2f}'}")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from fhir_client.demographics import Demographics, demographics
 from hooks.cards import Card, Coding, Link, Source
 from knowledge.logic.readmission import transitional_care_suggestion
 from knowledge.rule import OVERRIDE_REASONS, RULE_TOPIC_SYSTEM, Advice, EvaluationContext
@@ -135,6 +136,8 @@ class Prediction:
     """The moment the features describe (the discharge); the outcome window starts here."""
     horizon_days: int
     advice: Advice | None = None
+    audit: Demographics | None = None
+    """The patient's sex, race and ethnicity, stored for fairness audits; never a feature."""
 
 
 class ModelRecommender:
@@ -177,6 +180,7 @@ class ModelRecommender:
             contributions,
             at,
             self.task.horizon_days,
+            audit=demographics(ctx.record.patient),
         )
         if served.threshold is None or risk < served.threshold:
             return prediction

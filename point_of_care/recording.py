@@ -71,6 +71,9 @@ def invocation_record(
             p.horizon_days,
             # A card suppressed as an overridden repeat was not shown: no uuid to link.
             p.advice.card.uuid if p.advice and p.advice.card.uuid in shown else None,
+            sex=p.audit.sex if p.audit else None,
+            race=p.audit.race if p.audit else None,
+            ethnicity=p.audit.ethnicity if p.audit else None,
         )
         for p in result.predictions
     ]

@@ -87,6 +87,10 @@ class PredictionInput:
     prediction_time: datetime
     horizon_days: int
     card_uuid: str | None = None
+    sex: str | None = None
+    """The patient's sex, race and ethnicity (for fairness audits only; never a feature)."""
+    race: str | None = None
+    ethnicity: str | None = None
 
 
 @dataclass(frozen=True)
@@ -213,6 +217,9 @@ class Store:
                     "predicted_at": now,
                     "prediction_time": p.prediction_time,
                     "horizon_days": p.horizon_days,
+                    "sex": p.sex,
+                    "race": p.race,
+                    "ethnicity": p.ethnicity,
                     "owner": invocation.owner,
                 }
                 for invocation_id, (invocation, _, predictions, *_) in zip(ids, calls, strict=True)

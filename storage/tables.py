@@ -194,6 +194,11 @@ class PredictionRecord(SQLModel, table=True):
     """The clinical moment the features describe (the discharge), from which the outcome
     window runs; differs from ``predicted_at`` when historical data are replayed."""
     horizon_days: int = 30
+    sex: str | None = Field(default=None, max_length=32)
+    """The patient's administrative gender, race and ethnicity (US Core OMB categories) at the
+    call: for fairness audits of the served model, never one of its features."""
+    race: str | None = Field(default=None, max_length=64)
+    ethnicity: str | None = Field(default=None, max_length=64)
     label: int | None = None
     """1 if the outcome happened within the window, 0 if not; None while the window is open."""
     labelled_at: datetime | None = Field(

@@ -164,3 +164,35 @@ def test_threshold_metrics_by_group_have_intervals_and_small_groups_are_listed_n
     assert a.judged and b.judged and not c.judged
     # Equal opportunity: sensitivity 0.8 against 0.5; the small group (1.0) is left out.
     assert equal_opportunity_gap(list(rows.values())) == pytest.approx(0.3)
+
+
+def test_a_challenger_favoured_only_by_the_treatment_feedback_loop_is_refused_on_the_untreated():
+    """The champion's card is acted on for its high-risk patients and the intervention
+    prevents most of their outcomes. A challenger fit to what practice then observes learns
+    that those patients do well: on every discharge it looks better (it predicts the treated
+    outcomes), on the untreated (the window retraining gates on: learning/retraining.py
+    leaves out every discharge whose card, or another card of the call, was accepted) it
+    has nothing to offer, and the gate refuses it."""
+    rng = np.random.default_rng(5)
+    n = 3000
+    truth = 1 / (1 + np.exp(-(-2.0 + 1.3 * rng.normal(size=n))))  # the champion is the world
+    treated = truth >= 0.3
+    observed_risk = np.where(treated, 0.2 * truth, truth)  # the intervention's effect
+    y = (rng.uniform(size=n) < observed_risk).astype(float)
+    challenger = observed_risk  # learnt from outcomes that treatment changed
+    patients = [f"patient-{i}" for i in range(n)]
+
+    on_everything = decide(y, truth, challenger, {}, POLICY, patients=patients)
+    assert on_everything.promote  # the trap: the loop makes the challenger look better
+
+    untreated = ~treated
+    on_untreated = decide(
+        y[untreated],
+        truth[untreated],
+        challenger[untreated],
+        {},
+        POLICY,
+        patients=[p for p, keep in zip(patients, untreated, strict=True) if keep],
+    )
+    assert not on_untreated.promote
+    assert on_untreated.auroc_gain.value == pytest.approx(0.0, abs=1e-12)

@@ -27,6 +27,7 @@ from evaluation.metrics import (
     evaluate_risks,
     net_benefit,
 )
+from fhir_client.demographics import demographics
 from fhir_client.local_store import LocalFhirStore
 from fhir_client.record import PatientRecord
 from knowledge.calculators.lace import lace_index
@@ -340,6 +341,17 @@ def test_served_predictions_equal_offline_predictions(trained, cohort, tmp_path)
     for record, example in zip(stored, examples, strict=True):
         assert record.features == example.features
         assert set(record.contributions) == set(FEATURE_NAMES)
+    # Sex, race and ethnicity as each Patient states them are kept for fairness audits, and
+    # are no feature of the model.
+    for record, request in zip(stored, requests, strict=True):
+        stated = demographics(request["prefetch"]["patient"])
+        assert (record.sex, record.race, record.ethnicity) == (
+            stated.sex,
+            stated.race,
+            stated.ethnicity,
+        )
+        assert record.race != "unknown" and record.ethnicity != "unknown"
+    assert not {"race", "ethnicity", "sex"} & set(FEATURE_NAMES)
 
 
 def test_a_high_risk_discharge_gets_an_explained_card_with_the_model_version(

@@ -299,3 +299,28 @@ def test_the_report_charts_rules_over_time_and_shows_voices_shadow_runs_and_chan
     assert "70% accepted of 180; +50% vs before" in text
     # Acceptance by week and the rule's two control charts (no predictions: no calibration).
     assert page.count("data:image/png;base64,") == 3
+
+
+def test_threshold_tables_audit_race_and_ethnicity_as_recorded():
+    from evaluation.report import LabelledPrediction, threshold_sections
+
+    rng = np.random.default_rng(3)
+    races = ["White"] * 120 + ["Black or African American"] * 60 + ["Asian"] * 4
+    predictions = [
+        LabelledPrediction(
+            float(r),
+            int(rng.uniform() < r),
+            "female",
+            "65+",
+            {},
+            "1",
+            threshold=0.3,
+            race=race,
+            ethnicity="Not Hispanic or Latino",
+        )
+        for r, race in zip(rng.uniform(0.05, 0.7, len(races)), races, strict=True)
+    ]
+    html = "".join(threshold_sections(predictions))
+    for group in ("White", "Black or African American", "Asian", "Not Hispanic or Latino"):
+        assert f"<td>{group}</td>" in html
+    assert "race:" in html and "ethnicity:" in html  # an equal-opportunity gap for each

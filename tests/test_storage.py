@@ -63,7 +63,7 @@ def _feedback(card_uuid: str, **overrides) -> tuple[FeedbackItem, dict]:
 def test_migrations_match_the_models_and_are_idempotent(database_url):
     upgrade_database(database_url)
     upgrade_database(database_url)
-    assert current_revision(database_url) == head_revision() == "0012"
+    assert current_revision(database_url) == head_revision() == "0013"
     engine = create_db_engine(database_url)
     with engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
