@@ -25,6 +25,7 @@ from fhir_client.codes import (
     normalize_code,
     normalize_system,
 )
+from fhir_client.dosage import Dosage, dosages
 from fhir_client.fhirdates import age_in_years, parse_fhir_date, parse_fhir_datetime
 from fhir_client.units import UnitError, convert
 
@@ -119,13 +120,17 @@ class ConditionEntry:
 
 @dataclass(frozen=True, slots=True)
 class MedicationEntry:
-    """A MedicationRequest (or draft order) reduced to what matching needs: its codes."""
+    """A MedicationRequest (or draft order) reduced to what matching needs: its codes, the
+    names it is given (coding displays and text, e.g. an RxNorm product name stating the
+    strength) and its dosage instructions."""
 
     codes: frozenset[Code]
     status: str
     authored: datetime | None
     reference: str | None
     text: str | None
+    names: tuple[str, ...] = ()
+    dosages: tuple[Dosage, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -569,8 +574,8 @@ def medication_entry(
 
     ``medicationReference`` is followed to a contained Medication or to one in ``references``.
     """
-    codes = codes_of(request.get("medicationCodeableConcept"))
-    text = (request.get("medicationCodeableConcept") or {}).get("text")
+    concept = request.get("medicationCodeableConcept")
+    codes = codes_of(concept)
     ref = request.get("medicationReference")
     if not codes and isinstance(ref, Mapping) and isinstance(ref.get("reference"), str):
         target: Mapping[str, Any] | None = None
@@ -586,10 +591,11 @@ def medication_entry(
         elif references is not None:
             target = references.get(ref["reference"])
         if target:
-            codes = codes_of(target.get("code"))
-            text = (target.get("code") or {}).get("text")
+            concept = target.get("code")
+            codes = codes_of(concept)
     if not codes:
         return None
+    text = concept.get("text") if isinstance(concept, Mapping) else None
     reference = f"{request.get('resourceType')}/{request['id']}" if "id" in request else None
     return MedicationEntry(
         codes=codes,
@@ -597,7 +603,15 @@ def medication_entry(
         authored=parse_fhir_datetime(request.get("authoredOn")),
         reference=reference,
         text=text if isinstance(text, str) else None,
+        names=_concept_names(concept),
+        dosages=dosages(request),
     )
+
+
+def _concept_names(concept: Mapping[str, Any]) -> tuple[str, ...]:
+    names = [c.get("display") for c in concept.get("coding") or () if isinstance(c, Mapping)]
+    names.append(concept.get("text"))
+    return tuple(n for n in names if isinstance(n, str) and n)
 
 
 class _ObservationIndex:

@@ -171,6 +171,7 @@ class MedicationIndex:
     ingredient_names: dict[str, str]
     ingredient_classes: dict[str, frozenset[str]]
     product_ingredients: dict[str, frozenset[str]]
+    product_names: dict[str, str]
 
     @classmethod
     def load(cls, folder: Path) -> MedicationIndex:
@@ -178,6 +179,7 @@ class MedicationIndex:
         names: dict[str, str] = {}
         classes: dict[str, frozenset[str]] = {}
         products: dict[str, frozenset[str]] = {}
+        product_names: dict[str, str] = {}
         for path in sorted(folder.glob("*.yaml")):
             data = IngredientMapFile.model_validate(
                 yaml.load(path.read_text(encoding="utf-8"), _Loader)
@@ -187,10 +189,16 @@ class MedicationIndex:
                 _merge(classes, ingredient.rxcui, frozenset(ingredient.classes), path)
             for product in data.products:
                 _merge(products, product.rxcui, frozenset(product.ingredients), path)
+                product_names[product.rxcui] = product.name
         unknown = {rx for ingredients in products.values() for rx in ingredients} - names.keys()
         if unknown:
             raise ValueError(f"products name unknown ingredients: {sorted(unknown)}")
-        return cls(ingredient_names=names, ingredient_classes=classes, product_ingredients=products)
+        return cls(
+            ingredient_names=names,
+            ingredient_classes=classes,
+            product_ingredients=products,
+            product_names=product_names,
+        )
 
     def ingredients(self, codes: Iterable[Code]) -> frozenset[str]:
         """Ingredient RxCUIs of a medication's codings (an ingredient code maps to itself)."""

@@ -179,9 +179,17 @@ def test_simvastatin_with_a_label_contraindicated_drug_is_critical(library, drug
     assert advice.card.indicator == "critical"
 
 
-@pytest.mark.parametrize("drug", ["ritonavir", "diltiazem", "verapamil", "nefazodone"])
-def test_the_statin_card_does_not_offer_simvastatin_with_precluding_drugs(library, drug):
-    code = _code_in(library, "simvastatin-20mg-precluding-medications", drug)
+@pytest.mark.parametrize(
+    ("value_set", "drug"),
+    [
+        ("statin-label-contraindicated-drugs", "ritonavir"),
+        ("statin-label-contraindicated-drugs", "nefazodone"),
+        ("simvastatin-10mg-dose-cap-drugs", "diltiazem"),
+        ("simvastatin-10mg-dose-cap-drugs", "verapamil"),
+    ],
+)
+def test_the_statin_card_does_not_offer_simvastatin_with_precluding_drugs(library, value_set, drug):
+    code = _code_in(library, value_set, drug)
     meds = [medication("hctz", "316049"), medication("other", code)]
     (advice,) = patient_view(library, statin_patient(meds=meds))
     assert not advice.card.suggestions

@@ -19,7 +19,7 @@ from knowledge.calculators.aki import CreatinineResult, creatinine_umol_l, nhs_a
 from knowledge.library import KnowledgeLibrary, load_library
 from knowledge.rule import EvaluationContext
 from tests.test_rules import AS_OF, PID, USER, patient, quantity
-from tests.test_rules_safety import IBUPROFEN, METHOTREXATE, draft, evaluate
+from tests.test_rules_safety import CAPTOPRIL, IBUPROFEN, METHOTREXATE, draft, evaluate
 
 RULE = "aki-nhs-england-algorithm"
 C1_TIME = AS_OF - timedelta(hours=6)
@@ -215,6 +215,22 @@ def test_order_sign_nsaid_during_aki(library):
     (action,) = suggestion.actions
     assert (action.type, action.resourceId) == ("delete", "MedicationRequest/nsaid")
     assert advice.inputs["drug"] == "ibuprofen"
+
+
+# Products of the VSAC "ACE Inhibitor or ARB or ARNI" expansion (2.16.840.1.113883.3.526.3.1139):
+# a single-ingredient ACE inhibitor and an ARB combined with a thiazide.
+LOSARTAN_HCTZ = "979464"  # hydrochlorothiazide 12.5 MG / losartan potassium 100 MG Oral Tablet
+
+
+@pytest.mark.parametrize(
+    ("rxnorm", "drug"), [(CAPTOPRIL, "captopril"), (LOSARTAN_HCTZ, "losartan")]
+)
+def test_order_sign_ace_inhibitor_or_arb_during_aki(library, rxnorm, drug):
+    (advice,) = evaluate(library, RULE, aki_patient(170, 80), [draft("raas", rxnorm)])
+    assert advice.card.indicator == "critical"
+    assert f"Reconsider {drug}" in advice.card.summary
+    assert "ACE inhibitor or angiotensin II receptor blocker" in advice.card.detail
+    assert advice.inputs["drug"] == drug
 
 
 def test_order_sign_stage_1_is_a_warning(library):

@@ -16,6 +16,7 @@ from knowledge.logic.readmission import lace_readmission
 from knowledge.logic.renal_dosing import renal_dosing_crcl
 from knowledge.logic.severe_hypercholesterolemia import severe_hypercholesterolemia
 from knowledge.logic.statin import statin_primary_prevention
+from knowledge.logic.statin_dose import statin_dose_limit
 from knowledge.rule import RuleLogic
 
 LOGIC: dict[str, RuleLogic] = {
@@ -23,6 +24,7 @@ LOGIC: dict[str, RuleLogic] = {
     "severe_hypercholesterolemia": severe_hypercholesterolemia,
     "metformin_renal": metformin_renal,
     "drug_pair_interaction": drug_pair_interaction,
+    "statin_dose_limit": statin_dose_limit,
     "diabetes_hba1c_monitoring": diabetes.diabetes_hba1c_monitoring,
     "blood_pressure_not_at_goal": blood_pressure.blood_pressure_not_at_goal,
     "ckd_not_on_problem_list": ckd.ckd_not_on_problem_list,

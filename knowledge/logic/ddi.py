@@ -26,7 +26,9 @@ _DRAFT_STATUSES = frozenset({"draft", "active"})
 
 
 @dataclass(frozen=True)
-class _Partner:
+class Partner:
+    """A medication an order is checked against: active, or another draft of the call."""
+
     entry: MedicationEntry
     draft: bool
 
@@ -39,7 +41,7 @@ def drug_pair_interaction(
     findings: list[Finding] = []
     seen: set[tuple[frozenset[str], frozenset[str]]] = set()
     for order in ctx.draft_orders:
-        for partner in _partners(ctx, order):
+        for partner in partners(ctx, order):
             for a, b, first_is_draft in _pairs(knowledge, order, partner.entry, first, second):
                 key = (
                     _pair_key(order, partner.entry),
@@ -52,11 +54,11 @@ def drug_pair_interaction(
     return findings
 
 
-def _partners(ctx: EvaluationContext, order: MedicationEntry) -> Iterator[_Partner]:
+def partners(ctx: EvaluationContext, order: MedicationEntry) -> Iterator[Partner]:
     """Active medications, then the call's other draft medication orders."""
     for active in ctx.record.active_medications():
         if active.reference is None or active.reference != order.reference:
-            yield _Partner(active, draft=False)
+            yield Partner(active, draft=False)
     draft_resources = getattr(ctx.context, "draft_resources", None)
     resources = draft_resources() if callable(draft_resources) else []
     for resource in resources:
@@ -67,7 +69,7 @@ def _partners(ctx: EvaluationContext, order: MedicationEntry) -> Iterator[_Partn
             continue
         if entry.reference is not None and entry.reference == order.reference:
             continue
-        yield _Partner(entry, draft=True)
+        yield Partner(entry, draft=True)
 
 
 def _pairs(
@@ -93,7 +95,7 @@ def _finding(
     artifact: RuleArtifact,
     knowledge: Knowledge,
     order: MedicationEntry,
-    partner: _Partner,
+    partner: Partner,
     first: str,
     second: str,
     first_is_draft: bool,

@@ -105,7 +105,9 @@ def statin_primary_prevention(
 
 def _precluding_medications(record: PatientRecord, knowledge: Knowledge) -> list[str]:
     """Active medications with which the suggested simvastatin dose must not be started."""
-    codes = value_set(knowledge, "simvastatin-20mg-precluding-medications")
+    codes = value_set(knowledge, "statin-label-contraindicated-drugs") | value_set(
+        knowledge, "simvastatin-10mg-dose-cap-drugs"
+    )
     names: set[str] = set()
     for medication in record.active_medications():
         if not medication_in(knowledge, medication, codes):
