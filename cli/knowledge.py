@@ -74,6 +74,8 @@ def coverage(
         parts = Counter(("published",) * len(row.published) + row.local_parts)
         sources = " + ".join(f"{kind} x{n}" if n > 1 else kind for kind, n in parts.items())
         systems = ", ".join(f"{name} {count}" for name, count in row.codes_by_system.items())
+        if row.matched_by_name:
+            systems += f"; by name only: {', '.join(row.matched_by_name)}"
         products = str(row.rxnorm_products) if row.rxnorm_products else "-"
         typer.echo(
             f"{row.rule_id:<36} {row.value_set_id:<44} {sources:<30} {products:>8}  {systems}"

@@ -24,6 +24,8 @@ class ValueSetCoverage:
     """kinds of the local parts ("built", "extension")"""
     rxnorm_products: int
     """product RxCUIs (SCD, SBD, packs) the medication map resolves to the set's ingredients"""
+    matched_by_name: tuple[str, ...] = ()
+    """ingredients without a code here, matched by name in RxNorm product names"""
 
 
 def coverage(library: KnowledgeLibrary) -> list[ValueSetCoverage]:
@@ -42,6 +44,7 @@ def coverage(library: KnowledgeLibrary) -> list[ValueSetCoverage]:
                     published=tuple(i.published.oid for i in value_set.includes if i.published),
                     local_parts=tuple(i.local.kind for i in value_set.includes if i.local),
                     rxnorm_products=_products_of(value_set, medications),
+                    matched_by_name=tuple(sorted(value_set.rxnorm_names)),
                 )
             )
     return rows

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -64,7 +65,14 @@ class ValueSetInclude(StrictModel):
     published: PublishedSource | None = None
     local: LocalSource | None = None
     excluded: list[ExcludedCode] = Field(default_factory=list)
-    codes: list[ValueSetCode] = Field(min_length=1)
+    codes: list[ValueSetCode] = Field(default_factory=list)
+    rxnorm_names: list[str] = Field(
+        default_factory=list,
+        description=(
+            "ingredient names matched as words in a medication's RxNorm names and text, for "
+            "drugs whose RxCUIs no citable source gave (a local part only)"
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> ValueSetInclude:
@@ -72,6 +80,10 @@ class ValueSetInclude(StrictModel):
             raise ValueError("each include names exactly one of `published` or `local`")
         if self.excluded and self.published is None:
             raise ValueError("only a published expansion can have excluded codes")
+        if self.rxnorm_names and self.local is None:
+            raise ValueError("only a local part can match drugs by name")
+        if not self.codes and not self.rxnorm_names:
+            raise ValueError("an include needs codes (or, for a local part, rxnorm_names)")
         listed = {(c.system, c.code) for c in self.codes}
         if any((e.system, e.code) in listed for e in self.excluded):
             raise ValueError("an excluded code is still listed among the codes")
@@ -110,6 +122,11 @@ class ValueSet:
     purpose: str
     codes: frozenset[Code]
     includes: tuple[ValueSetInclude, ...] = ()
+
+    @cached_property
+    def rxnorm_names(self) -> frozenset[str]:
+        """Ingredient names the set matches by name (see ``ValueSetInclude.rxnorm_names``)."""
+        return frozenset(name.lower() for i in self.includes for name in i.rxnorm_names)
 
     def display(self, code: Code) -> str | None:
         """The display the value set gives ``code`` (None when it gives none)."""

@@ -84,13 +84,15 @@ def dump_value_set_file(data: ValueSetFile) -> str:
     ]
     for include in data.includes:
         header = include.model_dump(mode="json", exclude={"codes"}, exclude_none=True)
-        if not header.get("excluded"):
-            header.pop("excluded", None)
+        for empty in ("excluded", "rxnorm_names"):
+            if not header.get(empty):
+                header.pop(empty, None)
         block = yaml.safe_dump(header, sort_keys=False, width=96, allow_unicode=True).rstrip()
         indented = block.splitlines()
         lines.append("  - " + indented[0])
         lines.extend("    " + line for line in indented[1:])
-        lines.append("    codes:")
+        if include.codes:
+            lines.append("    codes:")
         for code in include.codes:
             entry = code.model_dump(exclude_none=True)
             lines.append("      - " + json.dumps(entry, ensure_ascii=False))

@@ -305,8 +305,10 @@ class Store:
                 timestamp = as_utc(item.outcomeTimestamp)
                 issued_at = known[item.card][3]
                 # Time to action is measured from these: an impossible time would make it
-                # negative (or longer than it was) in every analysis downstream.
-                if timestamp < issued_at:
+                # negative (or longer than it was) in every analysis downstream. A time in
+                # the second the card was issued is not before it: EHRs often send whole
+                # seconds, and that second contains the issue time (stored as the issue time).
+                if timestamp < issued_at.replace(microsecond=0):
                     adjusted.append(
                         (
                             position,
@@ -322,6 +324,7 @@ class Store:
                         )
                     )
                     timestamp = received_at
+                timestamp = max(timestamp, issued_at)
                 values = {
                     "dedupe_key": feedback_dedupe_key(service_id, raw),
                     "service_id": service_id,

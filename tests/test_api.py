@@ -407,3 +407,18 @@ def test_an_impossible_feedback_time_is_stored_as_the_nearest_possible_one_and_s
     assert issued < stored[1].outcome_timestamp <= stored[1].received_at
     analytics = client.get("/analytics/feedback").json()
     assert analytics["overall"]["median_seconds_to_action"] >= 0
+
+
+def test_feedback_in_whole_seconds_within_the_issue_second_is_not_before_the_card(app, client):
+    card = _issue_card(client)
+    with _session(app) as session:
+        issued = session.exec(select(IssuedCard).where(IssuedCard.uuid == card["uuid"])).one()
+    # An EHR sending whole seconds names the second in which the card was issued.
+    second = issued.created_at.replace(microsecond=0)
+    item = {"card": card["uuid"], "outcome": "overridden", "outcomeTimestamp": second.isoformat()}
+    response = client.post("/cds-services/lhs-order-sign/feedback", json={"feedback": [item]})
+    assert response.status_code == 200
+    assert response.json()["adjustedTimestamps"] == []
+    with _session(app) as session:
+        (stored,) = session.exec(select(FeedbackRecord)).all()
+    assert stored.outcome_timestamp == issued.created_at  # never before the card

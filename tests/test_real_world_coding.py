@@ -179,6 +179,41 @@ def test_simvastatin_with_a_label_contraindicated_drug_is_critical(library, drug
     assert advice.card.indicator == "critical"
 
 
+def _named_product(request_id: str, display: str) -> dict:
+    """An active order whose RxNorm product code this library does not know, named as RxNorm
+    names its clinical drugs (the codes are deliberately not real RxCUIs)."""
+    resource = medication(request_id, "990000001")
+    resource["medicationCodeableConcept"]["coding"][0]["display"] = display
+    return resource
+
+
+@pytest.mark.parametrize(
+    ("display", "drug"),
+    [
+        ("gemfibrozil 600 MG Oral Tablet", "gemfibrozil"),
+        ("danazol 200 MG Oral Capsule", "danazol"),
+        ("posaconazole 100 MG Delayed Release Oral Tablet", "posaconazole"),
+    ],
+)
+def test_label_contraindicated_drugs_without_a_code_are_matched_by_name(library, display, drug):
+    (advice,) = evaluate(
+        library,
+        "ddi-statin-cyp3a4",
+        [patient(), _named_product("m1", display)],
+        [draft("d1", SIMVASTATIN_20)],
+    )
+    assert advice.card.indicator == "critical"
+    assert advice.card.summary.startswith(f"Contraindicated: simvastatin with {drug}")
+    (advice,) = patient_view(library, statin_patient(meds=[_named_product("m1", display)]))
+    assert not advice.card.suggestions
+
+
+def test_a_name_inside_another_word_is_not_a_match(library):
+    # "danazol" must be a word of the name, not a part of one.
+    resources = [patient(), _named_product("m1", "xdanazolx 1 MG Oral Tablet")]
+    assert evaluate(library, "ddi-statin-cyp3a4", resources, [draft("d1", SIMVASTATIN_20)]) == []
+
+
 @pytest.mark.parametrize(
     ("value_set", "drug"),
     [

@@ -110,6 +110,15 @@ def test_a_draft_amiodarone_order_with_active_simvastatin_above_20_mg(library):
     assert suggestion.actions[0].resourceId == "MedicationRequest/amio"
 
 
+def test_ranolazine_is_matched_by_its_name_in_the_product_name(library):
+    ranolazine = medication("ran", "990000002")  # no RxCUI for ranolazine in the library
+    ranolazine["medicationCodeableConcept"]["coding"][0]["display"] = (
+        "12 HR ranolazine 500 MG Extended Release Oral Tablet"
+    )
+    (advice,) = evaluate(library, RULE, [patient(), ranolazine], [draft("sim", SIMVASTATIN_40)])
+    assert "exceeds the 20 mg limit with ranolazine" in advice.card.summary
+
+
 def test_no_card_without_a_listed_drug_or_with_an_unreadable_strength(library):
     assert evaluate(library, RULE, [patient()], [dosed("sim", SIMVASTATIN_40, dose=1)]) == []
     # The ingredient code alone states no strength: the dose cannot be known, no card.

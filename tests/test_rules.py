@@ -388,7 +388,8 @@ def test_statin_suggestion_withheld_with_verapamil(library):
     _assert_valid(advice.card)
     assert advice.card.indicator == "warning"
     assert not advice.card.suggestions
-    assert "RxNorm 897718" in advice.card.detail  # the order text of the test resource
+    # Named as the value set names the product (the order text is only "RxNorm 897718").
+    assert "Verapamil Hydrochloride 40 MG" in advice.card.detail
 
 
 # --- metformin-renal-contraindication ------------------------------------------------------

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable, Mapping
+import re
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -46,12 +47,27 @@ def medication_in(
 def members(knowledge: Knowledge, medication: MedicationEntry, value_set_id: str) -> set[str]:
     """What makes ``medication`` a member of a drug value set: its ingredient RxCUIs in the set,
     or else its own product code in the set (a product whose ingredient has no code here,
-    such as a ritonavir tablet), as ``product:<rxcui>``."""
-    codes = value_set(knowledge, value_set_id)
-    found: set[str] = set(ingredients_in(knowledge, medication, rxnorm_codes(codes)))
+    such as a ritonavir tablet), as ``product:<rxcui>``, or else an ingredient the set names
+    (``rxnorm_names``) occurring as a word in the medication's names, as ``name:<name>``."""
+    drugs = knowledge.value_sets[value_set_id]
+    found: set[str] = set(ingredients_in(knowledge, medication, rxnorm_codes(drugs.codes)))
     if not found:
-        found = {f"product:{code}" for system, code in medication.codes & codes}
+        found = {f"product:{code}" for system, code in medication.codes & drugs.codes}
+    if not found and drugs.rxnorm_names:
+        names = [*medication.names, *product_names(knowledge, medication)]
+        found = {
+            f"name:{name}"
+            for name in drugs.rxnorm_names
+            if any(re.search(rf"\b{re.escape(name)}\b", n, re.IGNORECASE) for n in names)
+        }
     return found
+
+
+def product_names(knowledge: Knowledge, medication: MedicationEntry) -> Iterator[str]:
+    """The RxNorm names this library knows for the medication's product codes."""
+    for system, code in medication.codes:
+        if system == RXNORM and code in knowledge.medications.product_names:
+            yield knowledge.medications.product_names[code]
 
 
 def member_name(knowledge: Knowledge, value_set_id: str, member: str) -> str:
@@ -59,6 +75,8 @@ def member_name(knowledge: Knowledge, value_set_id: str, member: str) -> str:
     if member.startswith("product:"):
         code = member.removeprefix("product:")
         return knowledge.value_sets[value_set_id].display((RXNORM, code)) or f"RxNorm {code}"
+    if member.startswith("name:"):
+        return member.removeprefix("name:")
     return ingredient_name(knowledge, member)
 
 

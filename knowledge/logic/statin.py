@@ -24,8 +24,9 @@ from knowledge.calculators.pce import ten_year_ascvd_risk
 from knowledge.logic.common import (
     ever_recorded_condition,
     format_date,
-    ingredient_name,
     medication_in,
+    member_name,
+    members,
     proposed_medication_request,
     threshold,
     value_set,
@@ -34,6 +35,9 @@ from knowledge.logic.common import (
 from knowledge.logic.lipids import LdlReading, latest_ldl, lipid_molar_masses
 from knowledge.rule import EvaluationContext, Finding, Knowledge
 
+# The suggested simvastatin 20 mg must not be started with a drug the label contraindicates or
+# with one that caps simvastatin at 10 mg daily.
+_PRECLUDING = ("statin-label-contraindicated-drugs", "simvastatin-10mg-dose-cap-drugs")
 _LDL_NOT_ON_RECORD = (
     "LDL-C not on record and not estimable (the risk estimate does not need it, but "
     "severe hypercholesterolemia, LDL-C >= 190 mg/dL, is not excluded)"
@@ -105,20 +109,11 @@ def statin_primary_prevention(
 
 def _precluding_medications(record: PatientRecord, knowledge: Knowledge) -> list[str]:
     """Active medications with which the suggested simvastatin dose must not be started."""
-    codes = value_set(knowledge, "statin-label-contraindicated-drugs") | value_set(
-        knowledge, "simvastatin-10mg-dose-cap-drugs"
-    )
     names: set[str] = set()
     for medication in record.active_medications():
-        if not medication_in(knowledge, medication, codes):
-            continue
-        ingredients = knowledge.medications.ingredients(medication.codes)
-        if ingredients:
-            names.update(ingredient_name(knowledge, rx) for rx in ingredients)
-        else:
-            names.add(
-                medication.text or "RxNorm " + ", ".join(sorted(c for _, c in medication.codes))
-            )
+        for value_set_id in _PRECLUDING:
+            for member in members(knowledge, medication, value_set_id):
+                names.add(member_name(knowledge, value_set_id, member))
     return sorted(names)
 
 

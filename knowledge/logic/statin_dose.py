@@ -18,11 +18,10 @@ product whose strength cannot be read gives no card and no claim that the dose i
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fhir_client.codes import RXNORM
 from fhir_client.dosage import Dosage
 from fhir_client.record import MedicationEntry
 from hooks.cards import Suggestion
@@ -32,6 +31,7 @@ from knowledge.logic.common import (
     ingredient_name,
     member_name,
     members,
+    product_names,
     threshold,
 )
 from knowledge.logic.ddi import partners
@@ -102,7 +102,7 @@ def _check(
     imposing = members(knowledge, other, limit.value_set)
     if not imposing:
         return None
-    dose = daily_dose(statin, statin_name, _product_names(knowledge, statin))
+    dose = daily_dose(statin, statin_name, product_names(knowledge, statin))
     if dose is None or dose.mg <= limit.max_daily_mg:
         return None
     named = [member_name(knowledge, limit.value_set, m) for m in sorted(imposing)]
@@ -161,13 +161,6 @@ def strength_mg(names: Sequence[str], ingredient: str) -> float | None:
             if found:
                 return float(found.group(1))
     return None
-
-
-def _product_names(knowledge: Knowledge, entry: MedicationEntry) -> Iterator[str]:
-    for system, code in entry.codes:
-        name = knowledge.medications.product_names.get(code) if system == RXNORM else None
-        if name:
-            yield name
 
 
 def _drug_named(names: Sequence[str], drugs: Sequence[str]) -> str:
