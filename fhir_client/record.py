@@ -66,6 +66,8 @@ class Measurement:
 
     ``comparator`` is the quantity's comparator ("<", "<=", ">=", ">"): such a value is a
     bound (a laboratory's "<15"), not a measurement, and lookups do not use it as one.
+    ``reference_high`` is the upper limit of the reference range the laboratory reported with
+    the value (``referenceRange.high``), in ``unit``; None when it gave none in that unit.
     """
 
     code: Code
@@ -74,6 +76,7 @@ class Measurement:
     effective: datetime | None
     reference: str | None
     comparator: str | None = None
+    reference_high: float | None = None
 
     @property
     def text(self) -> str:
@@ -495,8 +498,18 @@ class PatientRecord:
                 value = convert(measurement.value, measurement.unit, unit, molar_mass)
             except UnitError:
                 continue
+            high = measurement.reference_high
+            try:
+                high = convert(high, measurement.unit, unit, molar_mass) if high else None
+            except UnitError:
+                high = None
             return Measurement(
-                measurement.code, value, unit, measurement.effective, measurement.reference
+                measurement.code,
+                value,
+                unit,
+                measurement.effective,
+                measurement.reference,
+                reference_high=high,
             )
         return None
 
@@ -614,6 +627,20 @@ def _concept_names(concept: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(n for n in names if isinstance(n, str) and n)
 
 
+def _reference_high(holder: Mapping[str, Any], unit: str) -> float | None:
+    """The first reference range's upper limit, if it is stated in the value's own unit."""
+    for reference_range in holder.get("referenceRange") or ():
+        high = reference_range.get("high") if isinstance(reference_range, Mapping) else None
+        if not isinstance(high, Mapping):
+            continue
+        value = high.get("value")
+        same_unit = str(high.get("code") or high.get("unit") or unit) == unit
+        if isinstance(value, int | float) and not isinstance(value, bool) and same_unit:
+            return float(value) if value > 0 else None
+        return None
+    return None
+
+
 class _ObservationIndex:
     """Observation values by code: numbers, bounds and unreadable values, and coded answers."""
 
@@ -652,6 +679,7 @@ class _ObservationIndex:
                     effective,
                     ref,
                     str(comparator) if comparator else None,
+                    _reference_high(holder, unit),
                 )
                 (self.bounds if comparator else self.numbers)[code].append(measurement)
             else:

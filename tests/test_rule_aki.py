@@ -106,9 +106,27 @@ def test_units_mg_dl_and_umol_l():
     assert stage(creatinine_umol_l(4.0, "mg/dL"), result(creatinine_umol_l(2.5, "mg/dL"), 2)) == 1
 
 
-def test_children_are_not_staged():
-    with pytest.raises(ValueError, match="age 18"):
-        nhs_aki_stage(result(150), [result(50, days=2)], age=17)
+def test_children_have_the_adult_ratios_and_no_354_limit():
+    # Ratio 1.6 and C1 above 354: stage 3 for an adult, stage 1 for a child without a ULRI.
+    earlier = [result(225, days=2)]
+    assert nhs_aki_stage(result(360), earlier, age=60).stage == 3
+    child = nhs_aki_stage(result(360), earlier, age=12)
+    assert (child.stage, child.criterion) == (1, "ratio")
+    assert nhs_aki_stage(result(150), [result(50, days=2)], age=12).stage == 3  # ratio 3
+
+
+@pytest.mark.parametrize(("c1", "expected"), [(105, 1), (106, 3)])
+def test_children_reach_stage_3_above_three_times_the_reference_upper_limit(c1, expected):
+    # ULRI 35 umol/L: the limit is 105; both C1 have a ratio of at least 1.5 over RV1 70.
+    child = nhs_aki_stage(result(c1), [result(70, days=2)], age=8, upper_reference_limit=35)
+    assert child.stage == expected
+    if expected == 3:
+        assert child.criterion == "creatinine_above_3x_ulri"
+
+
+def test_an_impossible_age_is_refused():
+    with pytest.raises(ValueError, match="age"):
+        nhs_aki_stage(result(150), [result(50, days=2)], age=-1)
 
 
 # --- the rule, end to end ---------------------------------------------------------------------
@@ -168,7 +186,6 @@ def test_mg_dl_results_are_staged_like_umol_l(library):
         [patient("female", 60), creat("old", 80, when(days=400)), creat("c1", 300, when())],
         aki_patient(105, 80),
         [patient("female", 60), creat("old", 80, when(days=40)), creat("c1", 300, when(days=8))],
-        aki_patient(300, 80, age=17),
         aki_patient(300, 80, c1_at=(AS_OF + timedelta(days=1)).isoformat()),
     ],
     ids=[
@@ -176,7 +193,6 @@ def test_mg_dl_results_are_staged_like_umol_l(library):
         "baseline-older-than-365-days",
         "ratio-below-1.5",
         "latest-result-older-than-7-days",
-        "under-18",
         "only-future-result-is-raised",
     ],
 )
@@ -203,6 +219,16 @@ def test_an_observation_with_two_creatinine_codes_counts_once(library):
     ]
     (advice,) = evaluate(library, RULE, resources, hook="patient-view")
     assert "stage 2" in advice.card.summary  # median 100; counted twice it would be 80: stage 3
+
+
+def test_a_child_is_staged_with_the_reference_range_of_the_result(library):
+    c1 = creat("c1", 110, when())
+    c1["referenceRange"] = [{"high": {"value": 35, "unit": "umol/L"}}]
+    resources = [patient("male", 9), creat("base", 70, when(days=3)), c1]
+    (advice,) = evaluate(library, RULE, resources, hook="patient-view")
+    assert advice.card.indicator == "critical"
+    assert "stage 3" in advice.card.summary
+    assert "3 times the upper limit of the laboratory's reference interval" in advice.card.detail
 
 
 def test_order_sign_nsaid_during_aki(library):

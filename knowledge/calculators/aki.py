@@ -29,8 +29,12 @@ one tests the rise over the lowest 48-hour result, the Stata one C1 - RV, agains
 Days are whole days elapsed since the earlier result, so "0-7" and "8-365" leave no gap;
 "within 48 hours" includes 48 hours.
 
-Adults only: for patients under 18 the algorithm's stage 3 is C1 > 3 x the upper limit of
-the laboratory's age- and sex-specific reference interval, which is not available here.
+Under 18 the same reference values, ratios and 48-hour rise apply; the adult criterion C1 >
+354 umol/L is replaced by C1 > 3 x the upper limit of the laboratory's age- and sex-specific
+reference interval (ULRI). The ULRI is taken from the result itself (FHIR
+``referenceRange.high``, as the laboratory reported it); without one, a child reaches stage 3
+only by the ratio. Children without a baseline are compared with the reference interval by
+the algorithm, which is not done here (no card, as for adults without a baseline).
 """
 
 from __future__ import annotations
@@ -46,9 +50,10 @@ from fhir_client.units import convert
 from knowledge.calculators.ckd_epi import CREATININE_MOLAR_MASS_G_PER_MOL
 
 Stage = Literal[0, 1, 2, 3]
-Criterion = Literal["ratio", "creatinine_above_354", "rise_48h"]
+Criterion = Literal["ratio", "creatinine_above_354", "creatinine_above_3x_ulri", "rise_48h"]
 
-MIN_AGE_YEARS = 18
+ADULT_AGE_YEARS = 18
+PAEDIATRIC_STAGE_3_ULRI_MULTIPLE = 3.0
 AKI_RATIO = 1.5
 STAGE_2_RATIO = 2.0
 STAGE_3_RATIO = 3.0
@@ -72,7 +77,8 @@ class AkiResult:
 
     stage: Stage
     criterion: Criterion | None
-    """What decided the stage: the RV ratio, C1 above 354 umol/L, or the 48-hour rise."""
+    """What decided the stage: the RV ratio, C1 above 354 umol/L (adults) or above 3 x the
+    upper limit of the reference interval (under 18), or the 48-hour rise."""
     c1: CreatinineResult
     rv1: float | None
     rv2: float | None
@@ -97,11 +103,19 @@ def creatinine_umol_l(value: float, unit: str) -> float:
 
 
 def nhs_aki_stage(
-    c1: CreatinineResult, earlier: Sequence[CreatinineResult], *, age: float
+    c1: CreatinineResult,
+    earlier: Sequence[CreatinineResult],
+    *,
+    age: float,
+    upper_reference_limit: float | None = None,
 ) -> AkiResult:
-    """Stage C1 against the results before it (results at or after C1 are ignored)."""
-    if not math.isfinite(age) or age < MIN_AGE_YEARS:
-        raise ValueError(f"the adult AKI algorithm applies from age 18, not {age}")
+    """Stage C1 against the results before it (results at or after C1 are ignored).
+
+    ``upper_reference_limit`` (umol/L) is C1's laboratory reference interval upper limit; it is
+    used only under 18 (the paediatric stage 3 criterion).
+    """
+    if not math.isfinite(age) or age < 0:
+        raise ValueError(f"age must be a non-negative number of years, not {age}")
     if not math.isfinite(c1.value) or c1.value <= 0:
         raise ValueError(f"creatinine must be a positive number, not {c1.value} umol/L")
     before = [r for r in earlier if r.when < c1.when]
@@ -114,7 +128,19 @@ def nhs_aki_stage(
     ratio = ratios[basis] if basis else None
     recent = [r.value for r in before if c1.when - r.when <= RISE_WINDOW]
     rise = c1.value - min(recent) if recent else None
-    stage, criterion = _stage(c1.value, ratio, rise)
+    if age >= ADULT_AGE_YEARS:
+        stage_3_above: tuple[float, Criterion] | None = (
+            STAGE_3_CREATININE_UMOL_L,
+            "creatinine_above_354",
+        )
+    elif upper_reference_limit is not None and upper_reference_limit > 0:
+        stage_3_above = (
+            PAEDIATRIC_STAGE_3_ULRI_MULTIPLE * upper_reference_limit,
+            "creatinine_above_3x_ulri",
+        )
+    else:
+        stage_3_above = None
+    stage, criterion = _stage(c1.value, ratio, rise, stage_3_above)
     return AkiResult(stage, criterion, c1, rv1, rv2, ratio, basis, rise)
 
 
@@ -122,14 +148,19 @@ def _days_before(c1: CreatinineResult, result: CreatinineResult) -> int:
     return (c1.when - result.when) // timedelta(days=1)
 
 
-def _stage(c1: float, ratio: float | None, rise: float | None) -> tuple[Stage, Criterion | None]:
+def _stage(
+    c1: float,
+    ratio: float | None,
+    rise: float | None,
+    stage_3_above: tuple[float, Criterion] | None,
+) -> tuple[Stage, Criterion | None]:
     if ratio is None:
         return 0, None
     if _at_least(ratio, AKI_RATIO):
         if _at_least(ratio, STAGE_3_RATIO):
             return 3, "ratio"
-        if c1 > STAGE_3_CREATININE_UMOL_L:
-            return 3, "creatinine_above_354"
+        if stage_3_above is not None and c1 > stage_3_above[0]:
+            return 3, stage_3_above[1]
         return (2 if _at_least(ratio, STAGE_2_RATIO) else 1), "ratio"
     if rise is not None and rise > RISE_48H_UMOL_L:
         return 1, "rise_48h"

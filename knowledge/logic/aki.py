@@ -2,7 +2,7 @@
 
 The latest serum creatinine within the artifact's window is C1; it is staged against the
 patient's earlier creatinine results by the algorithm (knowledge/calculators/aki.py), for
-adults only. patient-view: a card with the stage, C1, the reference value and the ratio.
+adults and children (for whom C1's own reference range gives the stage 3 limit). patient-view: a card with the stage, C1, the reference value and the ratio.
 order-sign: a card for each draft order of a drug the artifact lists as nephrotoxic, while
 the patient has AKI by the algorithm. No AKI by the algorithm, or no baseline, gives no card:
 the rule never says that there is no AKI.
@@ -20,6 +20,7 @@ from fhir_client.units import UnitError
 from knowledge.artifact import RuleArtifact
 from knowledge.calculators.aki import (
     AKI_RATIO,
+    PAEDIATRIC_STAGE_3_ULRI_MULTIPLE,
     RISE_48H_UMOL_L,
     STAGE_2_RATIO,
     STAGE_3_CREATININE_UMOL_L,
@@ -110,8 +111,13 @@ def _assess(ctx: EvaluationContext, knowledge: Knowledge, max_age_days: int) -> 
         return None
     c1 = CreatinineResult(latest.value, latest.effective)
     try:
-        return nhs_aki_stage(c1, _results_before(ctx.record, codes, c1.when), age=age)
-    except ValueError:  # under 18, or an impossible creatinine
+        return nhs_aki_stage(
+            c1,
+            _results_before(ctx.record, codes, c1.when),
+            age=age,
+            upper_reference_limit=latest.reference_high,
+        )
+    except ValueError:  # an impossible age or creatinine
         return None
 
 
@@ -164,6 +170,12 @@ def _criterion(result: AkiResult, ratio: str) -> str:
     if result.criterion == "creatinine_above_354":
         return (
             f"C1 is above {STAGE_3_CREATININE_UMOL_L:g} µmol/L with a ratio C1/RV of {ratio} "
+            f"(at least {AKI_RATIO:g})"
+        )
+    if result.criterion == "creatinine_above_3x_ulri":
+        return (
+            f"C1 is above {PAEDIATRIC_STAGE_3_ULRI_MULTIPLE:g} times the upper limit of the "
+            f"laboratory's reference interval for the child with a ratio C1/RV of {ratio} "
             f"(at least {AKI_RATIO:g})"
         )
     if result.criterion == "rise_48h":
