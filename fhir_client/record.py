@@ -20,6 +20,7 @@ from fhir_client.codes import (
     ICD10CM,
     LOINC,
     OMB_RACE,
+    SYSTEM_NAMES,
     US_CORE_RACE,
     icd10cm_ancestors,
     normalize_code,
@@ -516,11 +517,26 @@ class PatientRecord:
     def latest_coded(
         self, codes: Collection[Code], *, as_of: datetime | None = None
     ) -> CodedObservation | None:
+        """The newest coded answer for any of ``codes``. If a newer entry holds free text
+        instead (e.g. "confused" typed for an ACVPU level), there is no latest coded answer:
+        None, and the entry is noted as a data-quality issue, as ``latest_value`` does."""
         found = [c for code in codes for c in self._observations.coded.get(code, ())]
         found.sort(key=_newest_first)
-        return next(
+        latest = next(
             (c for c in found if as_of is None or c.effective is None or c.effective <= as_of), None
         )
+        unusable = self._newest_unusable(codes, as_of)
+        if isinstance(unusable, UnreadableValue) and (
+            latest is None or _newest_first(unusable) < _newest_first(latest)
+        ):
+            system, code = unusable.code
+            when = unusable.effective.date().isoformat() if unusable.effective else "undated"
+            self.note_issue(
+                f"Observation {SYSTEM_NAMES.get(system, system)} {code} of {when}",
+                f"value '{unusable.text}' is free text, not a coded answer",
+            )
+            return None
+        return latest
 
     def active_conditions(self, *, as_of: datetime | None = None) -> list[ConditionEntry]:
         return [

@@ -520,6 +520,18 @@ def test_consciousness_answers(library):
     assert any("not a known ACVPU level" in issue.problem for issue in ctx.record.issues)
 
 
+def test_a_newer_free_text_consciousness_entry_is_not_replaced_by_an_older_code(library):
+    # Alert an hour ago, then "confused" typed as text: the older "alert" must not be scored.
+    typed = acvpu(ALERT, hours_ago=0.5)
+    typed["id"] = "typed"
+    del typed["valueCodeableConcept"]
+    typed["valueString"] = "confused"
+    advice, ctx = evaluate(library, [*vitals(rr=8), typed])
+    assert advice and advice[0].card.summary.startswith("Incomplete NEWS2")
+    assert "| Consciousness (ACVPU) | Mentally alert |" not in (advice[0].card.detail or "")
+    assert any("'confused' is free text" in issue.problem for issue in ctx.record.issues)
+
+
 @pytest.mark.parametrize(
     "resources",
     [
