@@ -46,6 +46,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Malformed request; `details` names the fields."},
     404: {"model": ErrorResponse, "description": "No such service."},
     401: UNAUTHORIZED,
+    403: {"model": ErrorResponse, "description": "This credential may not read or write this."},
     413: {"model": ErrorResponse, "description": "The body is larger than LHS_MAX_BODY_BYTES."},
     415: {"model": ErrorResponse, "description": "The body is not JSON."},
     431: {"model": ErrorResponse, "description": "The request headers exceed 16 KB."},

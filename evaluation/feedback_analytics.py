@@ -35,6 +35,8 @@ class CardRow:
     """The clinician's free-text comment (the feedback's userComment)."""
     patient_key: str = ""
     """The patient's keyed pseudonym (to link outcomes)."""
+    owner: str = ""
+    """The client the card was shown to (outcomes are linked within it)."""
 
 
 @dataclass(frozen=True)

@@ -51,12 +51,15 @@ def experiment_patients(
     card accepted, the minutes from the first card shown to the first action, and the
     outcome once its window (counted from the first assignment's clinical time) has closed."""
     rows = store.assignments(definition.id)
-    first: dict[str, ExperimentAssignment] = {}
-    shown_cards: dict[str, list[ExperimentAssignment]] = defaultdict(list)
+    # A patient is a pseudonym within the client that was called about them.
+    owners = store.invocation_owners({r.invocation_id for r in rows})
+    first: dict[tuple[str, str], ExperimentAssignment] = {}
+    shown_cards: dict[tuple[str, str], list[ExperimentAssignment]] = defaultdict(list)
     for row in rows:
-        first.setdefault(row.patient_key, row)
+        patient = (owners.get(row.invocation_id, ""), row.patient_key)
+        first.setdefault(patient, row)
         if row.shown:
-            shown_cards[row.patient_key].append(row)
+            shown_cards[patient].append(row)
     actions = store.feedback_actions([r.card_uuid for r in rows if r.shown])
     outcome = definition.outcome
     events = (

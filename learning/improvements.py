@@ -115,14 +115,16 @@ def _rule_outcome_charts(
         if len(shown) < CHART_MIN_ANSWERED or rule == task.registered_model:
             continue  # the model's own outcome chart comes from its labelled predictions
         starts = encounter_starts(
-            store, (r.patient_key for r in shown), task.outcome_encounter_classes
+            store, ((r.owner, r.patient_key) for r in shown), task.outcome_encounter_classes
         )
         events: dict[str, int] = defaultdict(int)
         total: dict[str, int] = defaultdict(int)
         for row in shown:
             week = week_of(row.shown_at)
             total[week] += 1
-            events[week] += event_within(starts[row.patient_key], row.shown_at, task.horizon_days)
+            events[week] += event_within(
+                starts[(row.owner, row.patient_key)], row.shown_at, task.horizon_days
+            )
         charts.append(
             ControlChart(
                 rule,

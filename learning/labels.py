@@ -27,18 +27,27 @@ class LabelCounts:
 
 
 def encounter_starts(
-    store: Store, patient_keys: Iterable[str], classes: frozenset[str]
-) -> dict[str, list[datetime]]:
-    """When each patient's encounters of these classes started (void ones left out)."""
-    starts: dict[str, list[datetime]] = defaultdict(list)
-    for event in store.outcome_events(sorted(set(patient_keys))):
+    store: Store, patients: Iterable[tuple[str, str]], classes: frozenset[str]
+) -> dict[tuple[str, str], list[datetime]]:
+    """When each patient's encounters of these classes started (void ones left out), by
+    (owner, patient key): a client's patients are linked to the outcomes it sent and to those
+    the operator fed in (owner ""), never to another client's."""
+    wanted = set(patients)
+    owners_of: dict[str, list[str]] = defaultdict(list)
+    for owner, key in wanted:
+        owners_of[key].append(owner)
+    starts: dict[tuple[str, str], list[datetime]] = defaultdict(list)
+    for event in store.outcome_events(sorted(wanted)):
         if (
             event.resource_type == "Encounter"
             and event.status not in VOID_STATUSES
             and event.class_code in classes
             and event.started_at is not None
         ):
-            starts[event.patient_key].append(event.started_at)
+            owners = owners_of[event.patient_key] if event.owner == "" else [event.owner]
+            for owner in owners:
+                if (owner, event.patient_key) in wanted:
+                    starts[(owner, event.patient_key)].append(event.started_at)
     return starts
 
 
@@ -56,11 +65,13 @@ def label_predictions(store: Store, now: datetime) -> LabelCounts:
     for name, task in tasks.items():
         mine = [p for p in pending if p.model_name == name]
         starts = encounter_starts(
-            store, (p.patient_key for p in mine), task.outcome_encounter_classes
+            store, ((p.owner, p.patient_key) for p in mine), task.outcome_encounter_classes
         )
         for prediction in mine:
             labels[prediction.id] = event_within(
-                starts[prediction.patient_key], prediction.prediction_time, prediction.horizon_days
+                starts[(prediction.owner, prediction.patient_key)],
+                prediction.prediction_time,
+                prediction.horizon_days,
             )
     if labels:
         store.set_labels(labels)  # type: ignore[arg-type]

@@ -6,12 +6,12 @@ import dataclasses
 import hashlib
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, delete, func, insert, or_, update
+from sqlalchemy import Engine, bindparam, delete, func, insert, or_, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -101,6 +101,8 @@ class OutcomeCounts:
 
 
 FEEDBACK_CLOCK_SKEW = timedelta(minutes=5)
+# Rows per IN (...) list: well under the bound-parameter limits of SQLite and PostgreSQL.
+_IN_LIST_CHUNK = 1000
 """How far ahead of ours an EHR's clock may run before a feedback time counts as impossible."""
 
 
@@ -126,6 +128,7 @@ def feedback_dedupe_key(service_id: str, raw_item: Any) -> str:
 _OVERRIDDEN = select(
     CardOverride.rule_id, CardOverride.fingerprint, CardOverride.overridden_at
 ).where(
+    col(CardOverride.owner) == bindparam("owner"),
     col(CardOverride.patient_key) == bindparam("patient_key"),
     col(CardOverride.rule_id).in_(bindparam("rule_ids", expanding=True)),
     col(CardOverride.overridden_at) >= bindparam("since"),
@@ -357,6 +360,7 @@ class Store:
                     session.add(
                         CardOverride(
                             feedback_id=new[0],
+                            owner=owner,
                             patient_key=patient,
                             rule_id=rule,
                             fingerprint=fingerprint,
@@ -390,12 +394,18 @@ class Store:
             return results
 
     def overridden_since(
-        self, patient_key: str, rule_ids: Sequence[str], since: datetime
+        self, owner: str, patient_key: str, rule_ids: Sequence[str], since: datetime
     ) -> set[tuple[str, str, datetime]]:
-        """(rule id, fingerprint, when) of this patient's cards overridden since ``since``."""
+        """(rule id, fingerprint, when) of this patient's cards that the ``owner`` client's
+        clinicians overrode since ``since``."""
         if not rule_ids:
             return set()
-        parameters = {"patient_key": patient_key, "rule_ids": list(rule_ids), "since": since}
+        parameters = {
+            "owner": owner,
+            "patient_key": patient_key,
+            "rule_ids": list(rule_ids),
+            "since": since,
+        }
         with self.engine.connect() as connection:
             return {
                 (rule, fingerprint, when)
@@ -474,22 +484,51 @@ class Store:
             duplicates=len(items) - len(new) - len(changed) + repeated,
         )
 
-    def outcome_events(self, patient_keys: Sequence[str]) -> list[OutcomeEvent]:
+    def outcome_events(self, patients: Sequence[tuple[str, str]]) -> list[OutcomeEvent]:
+        """The outcome events of these (owner, patient key) pairs, and those the operator fed
+        in for their patient keys (owner "", e.g. `lhs sync`): a client's predictions and
+        cards are never linked to outcomes another client sent."""
+        found: list[OutcomeEvent] = []
+        pair = tuple_(col(OutcomeEvent.owner), col(OutcomeEvent.patient_key))
         with Session(self.engine) as session:
-            query = select(OutcomeEvent).where(col(OutcomeEvent.patient_key).in_(patient_keys))
-            return list(session.exec(query))
+            for start in range(0, len(patients), _IN_LIST_CHUNK):
+                chunk = list(patients[start : start + _IN_LIST_CHUNK])
+                operator_fed = [("", key) for _, key in chunk]
+                query = select(OutcomeEvent).where(pair.in_(sorted(set(chunk + operator_fed))))
+                found.extend(session.exec(query))
+        return found
+
+    def invocation_owners(self, invocation_ids: Collection[int]) -> dict[int, str]:
+        """The owner of each of these invocations."""
+        ids = sorted(invocation_ids)
+        owners: dict[int, str] = {}
+        with Session(self.engine) as session:
+            for start in range(0, len(ids), _IN_LIST_CHUNK):
+                query = select(Invocation.id, Invocation.owner).where(
+                    col(Invocation.id).in_(ids[start : start + _IN_LIST_CHUNK])
+                )
+                owners.update((i, o) for i, o in session.exec(query) if i is not None)
+        return owners
 
     def predictions_to_label(self, now: datetime) -> list[PredictionRecord]:
         """Predictions whose window has closed and that have no label yet, or whose patient
         had outcome data arrive after they were labelled (late data)."""
         latest_arrival = (
-            select(OutcomeEvent.patient_key, func.max(OutcomeEvent.received_at).label("arrived"))
-            .group_by(col(OutcomeEvent.patient_key))
+            select(
+                OutcomeEvent.owner,
+                OutcomeEvent.patient_key,
+                func.max(OutcomeEvent.received_at).label("arrived"),
+            )
+            .group_by(col(OutcomeEvent.owner), col(OutcomeEvent.patient_key))
             .subquery()
         )
         query = (
             select(PredictionRecord)
-            .outerjoin(latest_arrival, latest_arrival.c.patient_key == PredictionRecord.patient_key)
+            .outerjoin(
+                latest_arrival,
+                (latest_arrival.c.patient_key == PredictionRecord.patient_key)
+                & col(latest_arrival.c.owner).in_([PredictionRecord.owner, ""]),
+            )
             .where(
                 or_(
                     col(PredictionRecord.labelled_at).is_(None),
@@ -498,8 +537,11 @@ class Store:
             )
         )
         with Session(self.engine) as session:
-            found = list(session.exec(query))
-        return [p for p in found if p.prediction_time + timedelta(days=p.horizon_days) <= now]
+            # A prediction joins its client's arrivals and the operator's: at most twice.
+            found = {p.id: p for p in session.exec(query)}
+        return [
+            p for p in found.values() if p.prediction_time + timedelta(days=p.horizon_days) <= now
+        ]
 
     def set_labels(self, labels: Mapping[int, int]) -> None:
         """Store labels, stamped with the wall-clock time (compared with outcomes' arrival)."""
@@ -707,6 +749,7 @@ class Store:
                 IssuedCard.indicator,
                 IssuedCard.created_at,
                 IssuedCard.patient_key,
+                IssuedCard.owner,
                 Invocation.hook,
                 Invocation.user_reference,
             )
@@ -730,7 +773,7 @@ class Store:
             shown = session.exec(cards).all()
             latest = {answer[0]: answer for answer in session.exec(answers)}  # the last one wins
         rows = []
-        for uuid, rule, version, indicator, created_at, patient, hook, user in shown:
+        for uuid, rule, version, indicator, created_at, patient, card_owner, hook, user in shown:
             answer = latest.get(uuid)
             rows.append(
                 CardRow(
@@ -746,6 +789,7 @@ class Store:
                     override_code=answer[3] if answer else None,
                     comment=answer[5] if answer else None,
                     patient_key=patient,
+                    owner=card_owner,
                 )
             )
         return rows

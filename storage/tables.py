@@ -122,9 +122,13 @@ class CardOverride(SQLModel, table=True):
     issued_card when the item is stored)."""
 
     __tablename__ = "card_override"
-    __table_args__ = (Index("ix_card_override_lookup", "patient_key", "rule_id", "overridden_at"),)
+    __table_args__ = (
+        Index("ix_card_override_lookup", "owner", "patient_key", "rule_id", "overridden_at"),
+    )
 
     feedback_id: int = Field(primary_key=True, foreign_key="feedback.id")
+    owner: str = Field(default="", max_length=512)
+    """The client whose clinician overrode the card: repeats are suppressed for it alone."""
     patient_key: str = Field(max_length=64)
     rule_id: str = Field(max_length=128)
     fingerprint: str = Field(max_length=64)

@@ -63,7 +63,7 @@ def _feedback(card_uuid: str, **overrides) -> tuple[FeedbackItem, dict]:
 def test_migrations_match_the_models_and_are_idempotent(database_url):
     upgrade_database(database_url)
     upgrade_database(database_url)
-    assert current_revision(database_url) == head_revision() == "0013"
+    assert current_revision(database_url) == head_revision() == "0014"
     engine = create_db_engine(database_url)
     with engine.connect() as connection:
         differences = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
@@ -140,15 +140,17 @@ def test_overrides_are_kept_by_patient_and_rule_and_rebuilt_by_the_migration(dat
     when = items[0][0].outcomeTimestamp
     since = when - timedelta(days=1)
     expected = {("rule-a", "f-a", when)}
-    assert store.overridden_since("k" * 64, ["rule-a", "rule-b"], since) == expected
-    assert store.overridden_since("k" * 64, ["rule-a"], when + timedelta(seconds=1)) == set()
-    assert store.overridden_since("other" * 8, ["rule-a"], since) == set()
+    assert store.overridden_since("", "k" * 64, ["rule-a", "rule-b"], since) == expected
+    # Another client's clinicians never overrode it: its repeats are not suppressed.
+    assert store.overridden_since("https://other-ehr", "k" * 64, ["rule-a"], since) == set()
+    assert store.overridden_since("", "k" * 64, ["rule-a"], when + timedelta(seconds=1)) == set()
+    assert store.overridden_since("", "other" * 8, ["rule-a"], since) == set()
     # Databases migrated from before the table existed get it filled from their feedback.
     engine.dispose()
     command.downgrade(alembic_config(database_url), "0009")
     upgrade_database(database_url)
     engine = create_db_engine(database_url)
-    assert Store(engine).overridden_since("k" * 64, ["rule-a", "rule-b"], since) == expected
+    assert Store(engine).overridden_since("", "k" * 64, ["rule-a", "rule-b"], since) == expected
     engine.dispose()
 
 

@@ -8,7 +8,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import jwt
@@ -24,7 +24,10 @@ from typer.testing import CliRunner
 
 from cds_service.auth import ClientRegistration, ClientRegistry
 from cli.main import app as cli
+from fhir_client.outcomes import OutcomeInput
+from learning.labels import label_predictions
 from point_of_care.examples import EXAMPLES
+from storage.repository import PredictionInput, Store
 from storage.tables import FeedbackRecord, Invocation, IssuedCard, OutcomeEvent
 from tests.live_server import serve
 from tests.service_app import app_factory
@@ -165,6 +168,13 @@ def test_analytics_count_only_the_callers_cards_unless_informatician(client):
     assert everyone == a + b
 
 
+def test_surveillance_signals_are_read_by_informaticians_only(client):
+    refused = call(client, EHR_A, "GET", "/surveillance/signals")
+    assert refused.status_code == 403
+    assert "informatician" in refused.json()["message"]
+    assert call(client, INFORMATICIAN, "GET", "/surveillance/signals").status_code == 200
+
+
 def test_outcomes_of_one_client_never_replace_another_clients(client, fhir):
     _, fhir_url = fhir
     encounter = {
@@ -271,3 +281,57 @@ def test_a_missing_public_base_url_is_warned_about_when_auth_is_on(tmp_path, cap
     caplog.clear()
     app_factory(tmp_path)(auth="on", public_base_url=BASE)
     assert "LHS_PUBLIC_BASE_URL" not in caplog.text
+
+
+DISCHARGE = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
+def _prediction_for(store: Store, owner: str, key: str) -> None:
+    invocation = Invocation(
+        hook_instance=str(uuid.uuid4()),
+        service_id="lhs-encounter-discharge",
+        hook="encounter-discharge",
+        patient_key=key,
+        status_code=200,
+        owner=owner,
+    )
+    prediction = PredictionInput(
+        "lhs-readmission-30d", "1", 0.2, 0.12, {"age_years": 70.0}, {}, DISCHARGE, 30
+    )
+    store.record_invocation(invocation, [], [prediction])
+
+
+def _admission(owner: str, key: str, resource_key: str) -> OutcomeInput:
+    start = DISCHARGE + timedelta(days=10)
+    return OutcomeInput(
+        resource_key=resource_key,
+        patient_key=key,
+        resource_type="Encounter",
+        status="finished",
+        class_code="IMP",
+        codes=[],
+        started_at=start,
+        ended_at=start + timedelta(days=2),
+        value=None,
+        unit=None,
+        content_hash=resource_key,
+        owner=owner,
+    )
+
+
+def test_predictions_are_labelled_only_by_their_clients_outcomes_and_the_operators(store):
+    # One pseudonym (one patient of a FHIR server both clients use) seen by three clients.
+    key = "pseudonym-of-one-patient"
+    for owner in (EHR_A, EHR_B, INFORMATICIAN):
+        _prediction_for(store, owner, key)
+    # EHR A reports a readmission; EHR B and the informatician report nothing.
+    store.record_outcomes([_admission(EHR_A, key, "a-enc")])
+    counts = label_predictions(store, DISCHARGE + timedelta(days=31))
+    labels = {p.owner: p.label for p in store.predictions("lhs-readmission-30d")}
+    assert labels == {EHR_A: 1, EHR_B: 0, INFORMATICIAN: 0}
+    assert (counts.labelled, counts.positive) == (3, 1)
+    # The operator's `lhs sync` (owner "") reports one: it is every client's patient's.
+    store.record_outcomes([_admission("", key, "operator-enc")])
+    label_predictions(store, DISCHARGE + timedelta(days=32))
+    labels = {p.owner: p.label for p in store.predictions("lhs-readmission-30d")}
+    assert labels == {EHR_A: 1, EHR_B: 1, INFORMATICIAN: 1}

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 
-from cds_service.dependencies import ERRORS, PROTECTED, UNAUTHORIZED, CurrentCaller, State
+from cds_service.dependencies import ERRORS, UNAUTHORIZED, CurrentCaller, State
 from cds_service.errors import error_response
 from cds_service.fastjson import OrjsonRoute
 from evaluation.feedback_analytics import feedback_analytics
@@ -58,15 +58,19 @@ async def analytics(
 @router.get(
     "/surveillance/signals",
     tags=["surveillance"],
-    dependencies=PROTECTED,
-    responses={401: UNAUTHORIZED},
+    responses={401: UNAUTHORIZED, 403: ERRORS[403]},
 )
 async def surveillance_signals(
-    state: State, days: Annotated[int, Query(ge=1, le=3650)] = 30
+    state: State, caller: CurrentCaller, days: Annotated[int, Query(ge=1, le=3650)] = 30
 ) -> dict[str, Any]:
     """Outbreak signals of the last ``days`` days, newest first: syndrome, area (ZIP3),
     day, method, expected count, threshold and strength; an observed count below the
-    small-number limit is given as null with ``observed_suppressed`` true."""
+    small-number limit is given as null with ``observed_suppressed`` true. The signals are
+    counted over every client's data, so only an informatician credential reads them."""
+    if not caller.reads_all:
+        return error_response(  # type: ignore[return-value]
+            403, "surveillance signals are read with an informatician credential"
+        )
     since = datetime.now(UTC).date() - timedelta(days=days)
     found = await run_in_threadpool(state.store.surveillance.signals, since)
     return {

@@ -128,7 +128,9 @@ async def call_service(
             "required FHIR data could not be obtained from prefetch or the FHIR server",
             [{"field": f"prefetch.{key}", "message": "unavailable"} for key in error.keys],
         )
-    kept = await _without_overridden_repeats(state, service.id, subject, result.advice)
+    kept = await _without_overridden_repeats(
+        state, service.id, caller.owner, subject, result.advice
+    )
     result = dataclasses.replace(result, advice=kept)
     await store(200, result)
     _count(state, service.id, result)
@@ -141,15 +143,16 @@ def _patient_key(state: AppState, request: HookRequest) -> str:
 
 
 async def _without_overridden_repeats(
-    state: AppState, service_id: str, subject: str, advice: list[Advice]
+    state: AppState, service_id: str, owner: str, subject: str, advice: list[Advice]
 ) -> list[Advice]:
+    """The advice less repeats of cards this client's clinicians overrode for the patient."""
     window = suppression_window(state.rule_settings, state.settings.override_suppression_days)
     candidates = suppressible_rules(advice, window)
     if not candidates:
         return advice
     now = datetime.now(UTC)
     since = now - timedelta(days=max(window(rule) for rule in candidates))
-    lookup = (state.store.overridden_since, subject, candidates, since)
+    lookup = (state.store.overridden_since, owner, subject, candidates, since)
     try:
         # WAL readers never wait for the writer, so an embedded read stays on the event loop.
         history = (
