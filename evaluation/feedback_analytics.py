@@ -5,11 +5,19 @@ latest feedback, counted), so the same numbers feed the CLI, the API and MLflow,
 store can count in SQL instead of handing over a row per card: an analytics window holds
 tens of thousands of cards. Rates are over cards that received feedback; cards without
 feedback are counted separately (many EHRs send none for cards that were merely seen).
+
+Times to action are counted the same way, in a histogram of geometric bins (each 10% wider
+than the one before, from half a second to 30 days), so a tally stays small however many
+cards it holds. A median is read from the merged histogram by interpolating within the
+bin where half of the answered cards are reached: a time that splits the cards in half, to
+within the bin's width (10%). With few cards far apart it is not their midpoint (30 s and
+90 s give about 33 s, not 60 s), which the exact median would be.
 """
 
 from __future__ import annotations
 
-import statistics
+import bisect
+import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -63,8 +71,40 @@ class CardTally:
     outcome: str | None
     override_reason: str | None
     count: int
-    seconds_to_action: tuple[float, ...] = ()
-    """For answered cards: the time from being shown to the feedback, one per card."""
+    seconds_to_action: tuple[tuple[int, int], ...] = ()
+    """For answered cards: the times from being shown to the feedback, as (bin, cards) of the
+    ``DELAY_BIN_EDGES`` histogram."""
+
+
+DELAY_BIN_GROWTH = 1.1
+DELAY_BIN_EDGES: tuple[float, ...] = tuple(
+    0.5 * DELAY_BIN_GROWTH**k
+    for k in range(math.ceil(math.log(30 * 86400 / 0.5) / math.log(DELAY_BIN_GROWTH)) + 1)
+)
+"""Upper edges (seconds) of the time-to-action bins; bin i holds [edge i-1, edge i), bin 0
+everything below half a second and the last bin everything from 30 days on."""
+
+
+def delay_bin(seconds: float) -> int:
+    """The histogram bin of a time to action (the store computes the same in SQL)."""
+    return bisect.bisect_right(DELAY_BIN_EDGES, seconds)
+
+
+def histogram_median(histogram: Mapping[int, int]) -> float | None:
+    """The median of a time-to-action histogram, interpolated within its bin."""
+    total = sum(histogram.values())
+    if not total:
+        return None
+    middle = total / 2
+    seen = 0
+    for index in sorted(histogram):
+        count = histogram[index]
+        if seen + count >= middle:
+            low = DELAY_BIN_EDGES[index - 1] if index > 0 else 0.0
+            high = DELAY_BIN_EDGES[min(index, len(DELAY_BIN_EDGES) - 1)]
+            return low + (high - low) * (middle - seen) / count
+        seen += count
+    return None  # unreachable: the counts sum to total
 
 
 def user_role(user_reference: str | None) -> str:
@@ -83,9 +123,13 @@ def tally(rows: Iterable[CardRow]) -> list[CardTally]:
             *key,
             count=len(members),
             seconds_to_action=tuple(
-                (r.answered_at - r.shown_at).total_seconds()
-                for r in members
-                if r.outcome is not None and r.answered_at is not None
+                sorted(
+                    Counter(
+                        delay_bin((r.answered_at - r.shown_at).total_seconds())
+                        for r in members
+                        if r.outcome is not None and r.answered_at is not None
+                    ).items()
+                )
             ),
         )
         for key, members in groups.items()
@@ -96,7 +140,10 @@ def rates(tallies: Sequence[CardTally]) -> Rates:
     answered = [t for t in tallies if t.outcome is not None]
     accepted = sum(t.count for t in answered if t.outcome == "accepted")
     overridden = sum(t.count for t in answered if t.outcome == "overridden")
-    delays = [seconds for t in answered for seconds in t.seconds_to_action]
+    delays: Counter[int] = Counter()
+    for t in answered:
+        for index, count in t.seconds_to_action:
+            delays[index] += count
     total_answered = sum(t.count for t in answered)
     return Rates(
         shown=sum(t.count for t in tallies),
@@ -105,7 +152,7 @@ def rates(tallies: Sequence[CardTally]) -> Rates:
         overridden=overridden,
         acceptance_rate=accepted / total_answered if total_answered else None,
         override_rate=overridden / total_answered if total_answered else None,
-        median_seconds_to_action=statistics.median(delays) if delays else None,
+        median_seconds_to_action=histogram_median(delays),
     )
 
 

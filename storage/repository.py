@@ -6,18 +6,19 @@ import dataclasses
 import hashlib
 import json
 import time
+from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, delete, func, insert, or_, tuple_, update
+from sqlalchemy import Engine, bindparam, case, delete, func, insert, or_, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from evaluation.feedback_analytics import CardRow, CardTally, user_role
+from evaluation.feedback_analytics import DELAY_BIN_EDGES, CardRow, CardTally, user_role
 from fhir_client.fhirdates import as_utc
 from fhir_client.outcomes import OutcomeInput
 from hooks.cards import Card
@@ -842,17 +843,25 @@ class Store:
             .where(*window)
             .group_by(*kind)
         )
+        seconds = self._seconds_between(IssuedCard.created_at, ranked.c.answered_at)
+        # The histogram bin of evaluation.feedback_analytics.delay_bin, as a CASE (portable:
+        # SQLite need not have log()).
+        delay_bin = case(
+            *((seconds < edge, index) for index, edge in enumerate(DELAY_BIN_EDGES)),
+            else_=len(DELAY_BIN_EDGES),
+        ).label("bin")
         answered = (
-            select(*kind, self._seconds_between(IssuedCard.created_at, ranked.c.answered_at))
+            select(*kind, delay_bin, func.count())
             .join(Invocation, col(Invocation.id) == col(IssuedCard.invocation_id))
             .join(ranked, (ranked.c.card == col(IssuedCard.uuid)) & (ranked.c.rank == 1))
             .where(*window)
+            .group_by(*kind, delay_bin)
         )
         with Session(self.engine) as session:
             counted = session.exec(shown).all()
-            delays: dict[tuple[Any, ...], list[float]] = {}
-            for *key, seconds in session.exec(answered):
-                delays.setdefault(tuple(key), []).append(float(seconds))
+            delays: dict[tuple[Any, ...], list[tuple[int, int]]] = defaultdict(list)
+            for *key, index, cards in session.exec(answered):
+                delays[tuple(key)].append((int(index), int(cards)))
         return [
             CardTally(
                 rule,
@@ -863,7 +872,7 @@ class Store:
                 outcome,
                 reason,
                 count,
-                tuple(delays.get((rule, version, hook, user, day_, outcome, reason), ())),
+                tuple(sorted(delays.get((rule, version, hook, user, day_, outcome, reason), ()))),
             )
             for rule, version, hook, user, day_, outcome, reason, count in counted
         ]

@@ -11,7 +11,13 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from cli.main import app as cli
-from evaluation.feedback_analytics import feedback_analytics, tally
+from evaluation.feedback_analytics import (
+    DELAY_BIN_GROWTH,
+    delay_bin,
+    feedback_analytics,
+    histogram_median,
+    tally,
+)
 from hooks.cards import Card, Source, Suggestion
 from hooks.feedback import FeedbackItem
 from storage.repository import IssuedCardInput
@@ -102,9 +108,10 @@ def test_rates_reasons_and_burden_match_hand_computed_values(app):
     assert (overall.shown, overall.answered, overall.accepted, overall.overridden) == (4, 3, 1, 2)
     a, b = result.by_rule["rule-a"], result.by_rule["rule-b"]
     assert (a.shown, a.answered, a.acceptance_rate, a.override_rate) == (3, 2, 0.5, 0.5)
-    assert a.median_seconds_to_action == pytest.approx(60, abs=1)  # median of 30 and 90
+    # Answered after 30 and 90 s: the histogram's median splits them (it is not the midpoint).
+    assert 30 <= a.median_seconds_to_action <= 90
     assert (b.shown, b.answered, b.acceptance_rate, b.override_rate) == (1, 1, 0.0, 1.0)
-    assert b.median_seconds_to_action == pytest.approx(10, abs=1)
+    assert b.median_seconds_to_action == pytest.approx(10, rel=DELAY_BIN_GROWTH - 1)
     assert result.by_rule_version["rule-a@1.1.0"].answered == 0
     assert result.by_rule_version["rule-a@1.1.0"].acceptance_rate is None
     assert result.by_hook["order-sign"].acceptance_rate == 0.5
@@ -159,7 +166,20 @@ def test_the_database_counts_what_the_rows_count(app):
     assert counts(in_sql) == counts(in_python)
     assert in_sql.override_reasons == in_python.override_reasons
     assert in_sql.by_week.keys() == in_python.by_week.keys()
-    for name, rates in in_python.by_rule.items():  # SQL dates count in days: within a second
+    # The same histogram bins, but SQL times count in (fractional) days: a time on a bin's
+    # edge may fall in the next bin, so the medians agree to within one bin.
+    for name, rates in in_python.by_rule.items():
         assert in_sql.by_rule[name].median_seconds_to_action == pytest.approx(
-            rates.median_seconds_to_action, abs=1
+            rates.median_seconds_to_action, rel=DELAY_BIN_GROWTH - 1
         )
+
+
+def test_times_to_action_are_counted_in_geometric_bins_and_their_median_read_back():
+    times = [0.2, 4.0, 45.0, 45.0, 600.0, 7200.0, 90 * 86400.0]
+    histogram: dict[int, int] = {}
+    for seconds in times:
+        histogram[delay_bin(seconds)] = histogram.get(delay_bin(seconds), 0) + 1
+    # Seven times: the fourth (45 s) is the median; the histogram gives it to within its bin.
+    assert histogram_median(histogram) == pytest.approx(45.0, rel=DELAY_BIN_GROWTH - 1)
+    assert delay_bin(0.2) == 0 and delay_bin(90 * 86400.0) == delay_bin(10**9)  # open ends
+    assert histogram_median({}) is None
