@@ -1,37 +1,43 @@
 """The simulated clinic: every part of the learning loop, end to end, on embedded defaults.
 
-Rounds of discharges (synthetic patients from ../shared or the repository's sample, and generated ones: copies with a
-new identity and a shifted age) are sent to the running service over HTTP with a signed
-CDS client JWT. Simulated clinicians accept or override the model's cards, more often
-accepting when the patient's true risk is high. Outcomes arrive through the outcomes
-endpoint, drawn from a ground-truth risk in which accepted transitional care lowers the
-risk. After each round the predictions are labelled, a challenger is retrained on what
-was served and the gate decides; a promoted model is hot-swapped into the running service.
+Rounds of discharges are sent to the running service over HTTP with a signed CDS client
+JWT. The patients come from a simulated world (demo/world.py, ``--world``): every discharge
+is of a new person, made from a synthetic record (../shared or the repository's sample)
+under a new identity, with a latent frailty that no served feature carries. Simulated
+clinicians accept or override the model's card as the world says (in the confounded
+world, far more often for the frail); outcomes arrive through the outcomes endpoint, drawn
+from the world's true risk, lowered by accepted transitional care by an amount that
+differs by age group. After each round the predictions are labelled, a challenger is
+retrained on what was served and the gate decides; a promoted model is hot-swapped into
+the running service.
+
+Because the world is a simulation, the demo knows the truth and says, per round, what the
+decision did to it: champion and challenger scored against the true risks of new patients
+of the world as the next round will see it. It also shows the trap the loop avoids: a
+challenger updated on every served discharge, treated ones included, judged on every
+discharge of the next round and on its untreated ones only.
 
 With --experiment, the organisation's improvement cycle follows: a candidate LACE version
 (high risk from 12) runs in shadow mode through the rounds, the wording experiment runs
 on patients of its own, and its result becomes a change proposal that a second person
 approves, installed in the demo's copy of the knowledge library.
 
-The ground truth is a simulation device, not clinical knowledge: the first model's own
-risk, shifted in ways that only retraining on served data can learn.
+Every number of the world is a simulation assumption, not clinical knowledge.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
+import dataclasses
 import json
-import math
 import os
 import random
 import shutil
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -40,6 +46,7 @@ import httpx
 import numpy as np
 import typer
 import yaml
+from numpy.typing import NDArray
 
 from bench.bench import ROOT, Server, TokenMinter
 from cds_service.auth import ClientRegistration, ClientRegistry
@@ -49,13 +56,28 @@ from cli.experiments import log_analysis
 from cli.experiments import render as render_analysis
 from demo import outbreak
 from demo.feedback import feedback_item
+from demo.world import (
+    SIMULATION_ASSUMPTION,
+    WORLDS,
+    SimulatedPatient,
+    TruthScore,
+    World,
+    acceptance_probability,
+    discharge,
+    encounter,
+    new_patient,
+    score_against_truth,
+    treated_risk,
+    untreated_risk,
+)
 from evaluation.experiment_analysis import ExperimentAnalysis, analyze
-from evaluation.gate import GatePolicy
-from evaluation.metrics import evaluate_risks
+from evaluation.gate import GatePolicy, decide
+from evaluation.metrics import Estimate, evaluate_risks
 from evaluation.report import ReportData, render_report
 from evaluation.shadow_analysis import render as render_shadow
 from fhir_client.bundles import load_bundle, patient_bundles
 from fhir_client.local_store import LocalFhirStore
+from fhir_client.pseudonym import patient_key
 from fhir_client.record import PatientRecord
 from knowledge.artifact import RuleArtifact
 from knowledge.experiment import EXPERIMENTS_DIR, ExperimentDefinition, load_experiment
@@ -63,14 +85,21 @@ from knowledge.library import KNOWLEDGE_DIR, load_library
 from learning.experiment_registry import experiment_patients, start_experiment
 from learning.labels import label_predictions
 from learning.proposals import propose, review, rule_history
-from learning.retraining import retrain
+from learning.retraining import (
+    TREATED,
+    RetrainResult,
+    retrain,
+    served_examples,
+    served_weight,
+    served_window_start,
+)
 from learning.shadow_registry import shadow_summary, start_rule_shadow
-from models.cohort import build_cohort
+from models.cohort import Cohort, Example, build_cohort, feature_matrix
 from models.features import FEATURE_NAMES, ReadmissionFeatures
 from models.serving import load_served_model
 from models.tasks import READMISSION_30D
-from models.training import TrainingOptions, train_task
-from models.updating import UpdatedRiskModel
+from models.training import TrainingOptions, temporal_split, train_task
+from models.updating import Reference, UpdateChoice, UpdatedRiskModel, choose_update
 from point_of_care.catalogue import build_services
 from point_of_care.examples import EXAMPLES
 from point_of_care.sweep import hook_request
@@ -83,20 +112,6 @@ PSEUDONYM_KEY = "demo-pseudonym-key-of-32-characters"
 
 SERVICE = "lhs-encounter-discharge"
 FHIR_BASE = "https://demo-ehr.example/fhir"
-LOCAL_LOG_ODDS = {
-    "age_years": 0.03,
-    "length_of_stay_days": 0.2,
-    "heart_failure": 1.5,
-    "active_conditions": 0.1,
-}
-"""Per unit of each feature, what the clinic adds to the risk's log-odds (a simulation
-device: here older, multimorbid patients, heart failure and long stays return more often
-than the synthetic records taught the first model)."""
-LOCAL_INTERCEPT = -2.5
-FIRST_MODEL_SHARE = 0.5
-"""How much of the first model's log-odds holds in the clinic."""
-TREATMENT_RELATIVE_RISK = 0.6
-"""Accepted transitional care multiplies the true risk by this (the simulated benefit)."""
 LACE_RULE = "lace-readmission-risk"
 EXPERIMENT = EXPERIMENTS_DIR / "lace-follow-up-wording.yaml"
 SHADOW = "lace-from-12"
@@ -105,23 +120,10 @@ LACE_ACCEPTANCE = {"current": 0.35, "action-first": 0.50}
 effect of the action-first wording on acceptance is their difference, +0.15."""
 
 
-def true_risk(world: UpdatedRiskModel, features: dict[str, float]) -> float:
-    """The simulated clinic's risk: part of what the first model learnt from the synthetic
-    records, plus local effects it does not know (LOCAL_LOG_ODDS). The first model ranks
-    these patients less well and underestimates their risk until a model retrained on
-    served data replaces it."""
-    first = world.assess([features[name] for name in FEATURE_NAMES])[0]
-    logit = (
-        FIRST_MODEL_SHARE * math.log(first / (1 - first))
-        + LOCAL_INTERCEPT
-        + sum(weight * features[name] for name, weight in LOCAL_LOG_ODDS.items())
-    )
-    return 1 / (1 + math.exp(-logit))
-
-
 @dataclass
 class RoundStats:
     number: int
+    world_state: str = ""
     model_version: str = "?"
     calls: int = 0
     cards: int = 0
@@ -133,32 +135,34 @@ class RoundStats:
     untreated: int = 0
     auroc: float | None = None
     gate: str = ""
-    risks: list[float] = field(default_factory=list)
+    decision: str = ""
+    reason: str = ""
+    serving_after: str = ""
+    window: str = ""
+    window_shared_patients: int | None = None
+    truth_before: TruthScore | None = None
+    truth_after: TruthScore | None = None
+    truth_challenger: TruthScore | None = None
+    feedback_loop: FeedbackLoop | None = None
 
 
-@dataclass
-class Patient:
-    bundle: dict
-    patient_id: str
+@dataclass(frozen=True)
+class FeedbackLoop:
+    """The trap retraining avoids: the champion updated on the served discharges of earlier
+    rounds *with* the treated ones (naive) against the same update without them (careful,
+    as retraining does it), judged by the gate on this round's new patients: on all of them
+    (where treated outcomes flatter the naive one) and on the untreated only."""
 
-
-def _generated(bundle: dict, rng: random.Random) -> dict:
-    """A new patient: the record of a real synthetic one under a new id, birth date shifted."""
-    clone = copy.deepcopy(bundle)
-    new = str(uuid.UUID(int=rng.getrandbits(128)))
-    for entry in clone["entry"]:
-        resource = entry["resource"]
-        if resource["resourceType"] == "Patient":
-            resource["id"] = new
-            born = datetime.fromisoformat(resource["birthDate"])
-            resource["birthDate"] = (
-                (born - timedelta(days=365 * rng.randint(-8, 8))).date().isoformat()
-            )
-            resource.pop("name", None)
-        for key in ("subject", "patient"):
-            if isinstance(resource.get(key), dict):
-                resource[key]["reference"] = f"Patient/{new}"
-    return clone
+    method: str
+    calibration_gain_all: Estimate
+    auroc_gain_all: Estimate
+    promoted_on_all: bool
+    calibration_gain_untreated: Estimate
+    auroc_gain_untreated: Estimate
+    promoted_on_untreated: bool
+    failed_on_untreated: list[str]
+    truth_careful: TruthScore
+    truth_naive: TruthScore
 
 
 def _action_first_opening(definition: ExperimentDefinition) -> str:
@@ -187,32 +191,17 @@ def _hospital_patients(paths: list[Path], wanted: int) -> list[dict]:
     return found
 
 
-def _discharge(patient_id: str, when: datetime, rng: random.Random) -> dict:
-    emergency = rng.random() < 0.45
-    hours = rng.uniform(2, 8) if emergency else rng.uniform(24, 24 * 7)
-    return {
-        "resourceType": "Encounter",
-        "id": f"demo-{uuid.UUID(int=rng.getrandbits(128))}",
-        "status": "finished",
-        "class": {
-            "system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
-            "code": "EMER" if emergency else "IMP",
-        },
-        "subject": {"reference": f"Patient/{patient_id}"},
-        "period": {"start": when.isoformat(), "end": (when + timedelta(hours=hours)).isoformat()},
-    }
-
-
 class Clinic:
     def __init__(
         self,
         url: str,
         minter: TokenMinter,
         rng: random.Random,
-        world: UpdatedRiskModel,
+        world: World,
         lace_wording: str | None = None,
     ) -> None:
         self.world = world
+        self.round_number = 1
         self.lace_wording = lace_wording
         """With the experiment: how the action-first LACE card begins (clinicians answer it)."""
         self.url = url
@@ -221,6 +210,8 @@ class Clinic:
         self.http = httpx.Client(timeout=30)
         self.service = build_services(load_library())[SERVICE]
         self.features = ReadmissionFeatures(load_library())
+        self.true_risks: dict[str, float] = {}
+        """Each served patient's true untreated risk, by the service's pseudonym."""
 
     def _post(self, path: str, body: dict, params: dict | None = None) -> httpx.Response:
         token = self.minter.mint(self.url + path)
@@ -235,30 +226,51 @@ class Clinic:
         item = feedback_item(card, accepted, reason)
         self._post(f"/cds-services/{SERVICE}/feedback", {"feedback": [item]})
 
-    def visit(self, patient: Patient, when: datetime, stats: RoundStats) -> None:
+    def visit(self, patient: SimulatedPatient, when: datetime, stats: RoundStats) -> None:
         store = LocalFhirStore.from_bundles([patient.bundle])
-        encounter = _discharge(patient.patient_id, when, self.rng)
-        store.add(encounter)
+        stay = discharge(patient, when, self.world, self.round_number, self.rng)
+        store.add(stay)
         context = {
             "userId": "Practitioner/demo-clinician",
             "patientId": patient.patient_id,
-            "encounterId": encounter["id"],
+            "encounterId": stay["id"],
         }
         request = hook_request(store, self.service, context)
-        resources = [e["resource"] for e in patient.bundle["entry"]] + [encounter]
-        self.serve(request, resources, encounter, stats)
+        resources = [e["resource"] for e in patient.bundle["entry"]] + [stay]
+        self.serve(request, resources, stay, stats, patient.frailty)
+
+    def true_risk(
+        self,
+        patient_id: str,
+        resources: list[dict],
+        stay: dict,
+        frailty: float,
+        round_number: int | None = None,
+    ) -> tuple[dict[str, float], float]:
+        """The served features (computed as the service computes them) and the world's true
+        untreated risk, which also depends on the frailty the features lack."""
+        record = PatientRecord.from_resources(patient_id, resources)
+        discharged = datetime.fromisoformat(stay["period"]["end"])
+        features = self.features(record, stay, discharged) or {}
+        in_round = self.round_number if round_number is None else round_number
+        return features, untreated_risk(self.world, features, frailty, in_round)
 
     def serve(
-        self, request: dict, resources: list[dict], encounter: dict, stats: RoundStats
+        self,
+        request: dict,
+        resources: list[dict],
+        stay: dict,
+        stats: RoundStats,
+        frailty: float,
     ) -> None:
-        """Call the service for a discharge, answer its cards as a clinician would, and
-        report what happens to the patient in the next 30 days."""
+        """Call the service for a discharge, answer its cards as the world's clinicians
+        would, and report what happens to the patient in the next 30 days."""
         patient_id = request["context"]["patientId"]
         cards = self._post(f"/cds-services/{SERVICE}", request).json()["cards"]
         stats.calls += 1
-        record = PatientRecord.from_resources(patient_id, resources)
-        discharged = datetime.fromisoformat(encounter["period"]["end"])
-        risk = true_risk(self.world, self.features(record, encounter, discharged) or {})
+        features, risk = self.true_risk(patient_id, resources, stay, frailty)
+        subject = patient_key(PSEUDONYM_KEY.encode(), request.get("fhirServer"), patient_id)
+        self.true_risks[subject] = risk
         card = next(
             (c for c in cards if c["source"]["topic"]["code"] == READMISSION_30D.registered_model),
             None,
@@ -266,10 +278,10 @@ class Clinic:
         treated = False
         if card is not None:
             stats.cards += 1
-            treated = self.rng.random() < min(0.9, 0.15 + 2.5 * risk)  # relevant cards get accepted
+            treated = self.rng.random() < acceptance_probability(self.world, frailty)
             stats.accepted += treated
             stats.overridden += not treated
-            self._answer(card, treated, "not-applicable" if risk < 0.1 else "patient-declined")
+            self._answer(card, treated, "patient-declined")
         lace = next((c for c in cards if c["source"]["topic"]["code"] == LACE_RULE), None)
         if self.lace_wording is not None and lace is not None:
             wording = "action-first" if lace["summary"].startswith(self.lace_wording) else "current"
@@ -277,19 +289,44 @@ class Clinic:
             self._answer(lace, accepted, "already-addressed")
             treated = treated or accepted
         if treated:
-            risk *= TREATMENT_RELATIVE_RISK
+            risk = treated_risk(features, risk)
         event = self.rng.random() < risk
         stats.treated += treated
         stats.untreated += not treated
         stats.events_treated += event and treated
         stats.events_untreated += event and not treated
         if event:
+            discharged = datetime.fromisoformat(stay["period"]["end"])
             start = discharged + timedelta(days=self.rng.uniform(1, 29))
-            revisit = _discharge(patient_id, start, self.rng) | {"class": {"code": "EMER"}}
+            revisit = encounter(patient_id, start, self.rng, inpatient_share=0.0)
             self._post(
                 "/outcomes",
                 {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": revisit}]},
             )
+
+    def truth_panel(
+        self,
+        templates: list[dict],
+        size: int,
+        round_number: int,
+        when: datetime,
+        rng: random.Random,
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """New patients of the world as round ``round_number`` sees it, never served: their
+        feature matrix and true untreated risks."""
+        rows, risks = [], []
+        for _ in range(size):
+            patient = new_patient(rng.choice(templates), self.world, round_number, rng)
+            start = when + timedelta(days=rng.uniform(0, 40))
+            stay = discharge(patient, start, self.world, round_number, rng)
+            resources = [e["resource"] for e in patient.bundle["entry"]] + [stay]
+            features, risk = self.true_risk(
+                patient.patient_id, resources, stay, patient.frailty, round_number
+            )
+            if features:
+                rows.append([features[name] for name in FEATURE_NAMES])
+                risks.append(risk)
+        return np.array(rows, dtype=float), np.array(risks, dtype=float)
 
 
 def _knowledge_copy(data_dir: Path) -> Path:
@@ -405,6 +442,111 @@ def _log_report(settings: Settings, report: Path, data: ReportData) -> None:
             log_improvements(data.improvements)
 
 
+def _gate_window(store: Store, base: Cohort, test_fraction: float) -> tuple[str, int]:
+    """The gate window retraining just used (learning/retraining.py), described, and how many
+    of its patients are also among the patients the challenger was trained on."""
+    untreated = [e for e in served_examples(store, READMISSION_30D) if e.feedback not in TREATED]
+    start = served_window_start(untreated, test_fraction)
+    snapshot = sorted(base.examples + untreated, key=lambda e: (e.predicted_at, e.patient_key))
+    training, window, _ = temporal_split(snapshot, test_fraction, start)
+    shared = {e.patient_key for e in window} & {e.patient_key for e in training}
+    where = "untreated served discharges" if start else "latest part of the snapshot"
+    described = (
+        f"{len(window)} {where} of {len({e.patient_key for e in window})} patients; "
+        f"training: {len(training)} discharges of {len({e.patient_key for e in training})}"
+    )
+    return described, len(shared)
+
+
+def _examples(examples: list[Example]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    return np.array(feature_matrix(examples), dtype=float), np.array(
+        [e.label for e in examples], dtype=float
+    )
+
+
+def _feedback_loop(
+    store: Store,
+    base: Cohort,
+    champion: UpdatedRiskModel,
+    round_start: datetime,
+    true_risks: dict[str, float],
+    policy: GatePolicy,
+) -> FeedbackLoop | None:
+    """What learning from treated outcomes does (see FeedbackLoop). Two updates of the
+    champion (models/updating.py) on the original records and the served discharges before
+    this round: one as retraining does it, without the treated; one with them. The gate
+    judges the second against the first on this round's new patients. None in the first
+    round (nothing served before it)."""
+    served = served_examples(store, READMISSION_30D)
+    earlier = [e for e in served if e.predicted_at < round_start]
+    current = [e for e in served if e.predicted_at >= round_start]
+    untreated = [e for e in current if e.feedback not in TREATED]
+    if not earlier or len({e.label for e in untreated}) < 2:
+        return None
+
+    def update(examples: list[Example]) -> UpdateChoice:
+        weight = served_weight(len(base.examples), len(examples), 0.5)
+        X, y = _examples(base.examples + examples)
+        weights = np.array([1.0] * len(base.examples) + [weight] * len(examples))
+        return choose_update(X, y, Reference.of(champion), weights=weights)
+
+    careful = update([e for e in earlier if e.feedback not in TREATED]).model
+    naive = update(earlier)
+    verdicts = []
+    for judged in (current, untreated):
+        X_now, y_now = _examples(judged)
+        verdicts.append(
+            decide(
+                y_now,
+                careful.predict_proba(X_now)[:, 1],
+                naive.model.predict_proba(X_now)[:, 1],
+                {},
+                policy,
+                patients=[e.patient_key for e in judged],
+            )
+        )
+    on_all, on_untreated = verdicts
+    X_now, _ = _examples(current)
+    truth = np.array([true_risks[e.patient_key] for e in current])
+    return FeedbackLoop(
+        method=naive.method,
+        calibration_gain_all=on_all.calibration_gain,
+        auroc_gain_all=on_all.auroc_gain,
+        promoted_on_all=on_all.promote,
+        calibration_gain_untreated=on_untreated.calibration_gain,
+        auroc_gain_untreated=on_untreated.auroc_gain,
+        promoted_on_untreated=on_untreated.promote,
+        failed_on_untreated=[c.name for c in on_untreated.checks if not c.passed],
+        truth_careful=score_against_truth(truth, careful.predict_proba(X_now)[:, 1]),
+        truth_naive=score_against_truth(truth, naive.model.predict_proba(X_now)[:, 1]),
+    )
+
+
+def _decision_reason(result: RetrainResult) -> str:
+    """Why the gate decided as it did, in a line: the failed checks, or what made it better."""
+    gate = result.gate
+    if gate is None:
+        return "no champion: the first model serves"
+    failed = [c.name for c in gate.checks if not c.passed]
+    if failed:
+        reason = "failed: " + "; ".join(failed)
+    else:
+        reason = f"AUROC {gate.auroc_gain.value:+.3f}, miscalibration {-gate.calibration_gain.value:+.3f}"
+    if result.recalibrated_version:
+        reason += f"; champion miscalibrated ({gate.champion_alerts[0].split(' (')[0]})"
+    return reason
+
+
+def _model(settings: Settings, version: str) -> UpdatedRiskModel:
+    model = load_served_model(settings.mlflow, READMISSION_30D.registered_model, version).model
+    assert isinstance(model, UpdatedRiskModel)
+    return model
+
+
+def _truth_line(score: TruthScore | None) -> str:
+    return "-" if score is None else f"{score.auroc:.3f} / {score.mean_absolute_error:.3f}"
+
+
 def _rate(events: int, n: int) -> str:
     return f"{events / n:.0%}" if n else "-"
 
@@ -416,6 +558,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--patients", type=int, default=400, help="discharges per round")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--world",
+        choices=sorted(WORLDS),
+        default="confounded",
+        help="the simulated world (demo/world.py): "
+        + "; ".join(f"{w.name}: {w.description}" for w in WORLDS.values()),
+    )
+    parser.add_argument(
+        "--truth-patients",
+        type=int,
+        default=300,
+        help="new patients per round on whose true risks the decision's effect is measured",
+    )
     parser.add_argument("--data-dir", type=Path, default=ROOT / "data" / "demo")
     parser.add_argument(
         "--experiment",
@@ -484,6 +639,8 @@ def main() -> None:
     features = ReadmissionFeatures(load_library())
     base = build_cohort(paths, READMISSION_30D, features, PSEUDONYM_KEY.encode())
     options = TrainingOptions(seed=args.seed, bootstrap_rounds=100)
+    policy = GatePolicy(bootstrap_rounds=100)
+    world = WORLDS[args.world]
     first = train_task(READMISSION_30D, base, settings.mlflow, options, progress=lambda _: None)
     say(f"first model: v{first.version} @champion, test AUROC {first.test_metrics['auroc']}")
 
@@ -508,38 +665,29 @@ def main() -> None:
             start_rule_shadow(store, SHADOW, candidate, library, "make demo")
             say(f"shadow run {SHADOW} started: {LACE_RULE} 2.0.0 beside {lace.version}")
             _wait_for(partial(_shadows, service.url, SHADOW))
-        world = load_served_model(
-            settings.mlflow, READMISSION_30D.registered_model, first.version
-        ).model
         clinic = Clinic(service.url, minter, rng, world)
+        templates = _hospital_patients(paths, len(paths))
+        say(f"world {world.name}: {world.description} ({SIMULATION_ASSUMPTION})")
         clock = datetime(2021, 4, 1, tzinfo=UTC)
         for number in range(1, args.rounds + 1):
-            stats = RoundStats(number)
-            # Each round sees other patients: half of them real records, half generated.
-            bundles = _hospital_patients(rng.sample(paths, len(paths)), args.patients // 2 + 1)
+            clinic.round_number = number
+            stats = RoundStats(number, "drifted" if world.drifted(number) else "as before")
             ready = httpx.get(service.url + "/readyz").json()
             stats.model_version = ready["models"][READMISSION_30D.registered_model]["version"]
+            champion = _model(settings, stats.model_version)
+            # Every discharge is of a new person (demo/world.py): none is served twice.
             with typer.progressbar(
                 range(args.patients), label=f"round {number}: discharges"
             ) as bar:
-                for i in bar:
-                    bundle = bundles[(i // 2) % len(bundles)]
-                    if i % 2:
-                        bundle = _generated(bundle, rng)
-                    pid = next(
-                        e["resource"]["id"]
-                        for e in bundle["entry"]
-                        if e["resource"]["resourceType"] == "Patient"
-                    )
-                    clinic.visit(
-                        Patient(bundle, pid), clock + timedelta(days=rng.uniform(0, 40)), stats
-                    )
-            round_end = clock + timedelta(days=45)
+                for _ in bar:
+                    patient = new_patient(rng.choice(templates), world, number, rng)
+                    clinic.visit(patient, clock + timedelta(days=rng.uniform(0, 40)), stats)
+            round_start, round_end = clock, clock + timedelta(days=45)
             labelled = label_predictions(store, datetime.now(UTC))
             served = [  # this round's predictions
                 p
                 for p in store.labelled_predictions(READMISSION_30D.registered_model)
-                if clock <= p.prediction_time < round_end
+                if round_start <= p.prediction_time < round_end
             ]
             clock = round_end
             y = np.array([p.label for p in served], dtype=float)
@@ -547,13 +695,20 @@ def main() -> None:
                 stats.auroc = evaluate_risks(
                     y, np.array([p.risk for p in served]), rounds=0, names=("auroc",)
                 )["auroc"].value
-            say(f"round {number}: {labelled.labelled} predictions labelled; retraining ...")
+            say(
+                f"round {number} ({world.name} world, {stats.world_state}): "
+                f"{stats.calls} discharges of new patients, {stats.cards} cards, "
+                f"{stats.accepted} accepted; 30-day rate treated "
+                f"{_rate(stats.events_treated, stats.treated)}, untreated "
+                f"{_rate(stats.events_untreated, stats.untreated)}; "
+                f"{labelled.labelled} predictions labelled; retraining ..."
+            )
             result = retrain(
                 READMISSION_30D,
                 base,
                 store,
                 settings.mlflow,
-                policy=GatePolicy(bootstrap_rounds=100),
+                policy=policy,
                 options=options,
                 decided_by="make demo",
             )
@@ -562,12 +717,61 @@ def main() -> None:
                 stats.gate += (
                     f"; v{result.recalibrated_version}: v{result.champion_version} recalibrated"
                 )
-            results.append(stats)
+            stats.decision = result.decision
+            stats.reason = _decision_reason(result)
             serving = (
                 result.challenger_version
                 if result.decision == "promoted"
                 else result.recalibrated_version
             )
+            stats.serving_after = serving or stats.model_version
+            stats.window, stats.window_shared_patients = _gate_window(
+                store, base, options.test_fraction
+            )
+            say(f"  gate: {stats.gate}: {stats.reason}")
+            say(
+                f"  gate window: {stats.window}; "
+                f"patients on both sides: {stats.window_shared_patients}"
+            )
+            loop = _feedback_loop(store, base, champion, round_start, clinic.true_risks, policy)
+            stats.feedback_loop = loop
+            if loop is not None:
+                failed = ", ".join(loop.failed_on_untreated) or "none"
+                say(
+                    f"  the feedback-loop trap: v{stats.model_version} updated ({loop.method}) "
+                    "on earlier rounds with their treated discharges, against the same update "
+                    "without them: on all of this round's discharges "
+                    f"{'promoted' if loop.promoted_on_all else 'refused'} (AUROC "
+                    f"{loop.auroc_gain_all}, miscalibration reduction {loop.calibration_gain_all}); "
+                    f"on its untreated {'promoted' if loop.promoted_on_untreated else 'refused'} "
+                    f"(AUROC {loop.auroc_gain_untreated}, miscalibration reduction "
+                    f"{loop.calibration_gain_untreated}; failed: {failed}); truth: with the "
+                    f"treated {loop.truth_naive}, without {loop.truth_careful}"
+                )
+            panel_X, panel_truth = clinic.truth_panel(
+                templates,
+                args.truth_patients,
+                number + 1,
+                clock,
+                random.Random(args.seed * 1000 + number),
+            )
+            stats.truth_before = score_against_truth(
+                panel_truth, champion.predict_proba(panel_X)[:, 1]
+            )
+            stats.truth_challenger = score_against_truth(
+                panel_truth,
+                _model(settings, result.challenger_version).predict_proba(panel_X)[:, 1],
+            )
+            stats.truth_after = score_against_truth(
+                panel_truth, _model(settings, stats.serving_after).predict_proba(panel_X)[:, 1]
+            )
+            say(
+                f"  truth on {len(panel_truth)} new patients of round {number + 1}'s world: "
+                f"v{stats.model_version} {stats.truth_before}; challenger "
+                f"v{result.challenger_version} {stats.truth_challenger}; now serving "
+                f"v{stats.serving_after}"
+            )
+            results.append(stats)
             if serving:
                 _wait_for(partial(_serves, service.url, serving))
         if experiment is not None:
@@ -589,7 +793,11 @@ def main() -> None:
                 range(args.experiment_patients), label="experiment: discharges"
             ) as bar:
                 for i in bar:
-                    trial.serve(*_frequent_attender(i, discharged, trial.rng), RoundStats(0))
+                    trial.serve(
+                        *_frequent_attender(i, discharged, trial.rng),
+                        RoundStats(0),
+                        trial.rng.gauss(0.0, 1.0),
+                    )
             analysis = analyze(
                 experiment, experiment_patients(store, experiment, datetime.now(UTC))
             )
@@ -615,6 +823,24 @@ def main() -> None:
             f"{_rate(s.events_treated, s.treated):>22}{_rate(s.events_untreated, s.untreated):>11}   {s.gate}"
         )
     typer.echo("")
+    typer.echo(
+        f"What each decision did to the truth ({world.name} world; true AUROC / mean |error| "
+        f"against the true risks of {args.truth_patients} new patients of the next round's "
+        f"world; {SIMULATION_ASSUMPTION}):"
+    )
+    typer.echo(
+        f"{'round':<6}{'world':<11}{'decision':<19}{'serving before':>22}{'after':>22}   reason"
+    )
+    for s in results:
+        before = f"v{s.model_version} {_truth_line(s.truth_before)}"
+        after = f"v{s.serving_after} {_truth_line(s.truth_after)}"
+        typer.echo(
+            f"{s.number:<6}{s.world_state:<11}{s.decision:<19}{before:>22}{after:>22}   {s.reason}"
+        )
+    typer.echo("")
+    (args.data_dir / "rounds.json").write_text(
+        json.dumps([dataclasses.asdict(s) for s in results], indent=1, default=str)
+    )
     if experiment is not None and analysis is not None:
         typer.echo(render_shadow(shadow_summary(store, _shadow_run(store, SHADOW))))
         typer.echo("")

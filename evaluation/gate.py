@@ -13,8 +13,12 @@ are not independent), seeded, so the same data give the same decision. The measu
 The challenger is promoted when it is **better** on at least one measure (the interval's
 lower bound above zero) and **not worse** on any (its point estimate not below zero and its
 lower bound above minus the measure's margin), and no subgroup (sex, age band, race where
-recorded) with enough patients of both outcomes loses more than ``subgroup_tolerance`` of
-AUROC. The rule is symmetric: the same models with their roles swapped see every
+recorded) with at least ``subgroup_min_events`` events and non-events loses AUROC: a
+subgroup fails when the interval of its AUROC change (from the same patient resamples,
+restricted to the subgroup) lies wholly below zero, a loss established, or when the point
+estimate loses more than ``subgroup_tolerance``, a loss too large to accept while the
+interval cannot rule it out. Smaller subgroups are listed as not judged, never dropped
+silently. The rule is symmetric: the same models with their roles swapped see every
 difference negated under the same resamples, and a model that is promoted over another is
 never also promoted under it.
 
@@ -69,18 +73,22 @@ class GateDecision:
     auroc_gain: Estimate
     calibration_gain: Estimate
     """Champion's miscalibration minus the challenger's (positive: the challenger is better)."""
-    subgroup_gains: Mapping[str, float] = field(default_factory=dict)
+    subgroup_gains: Mapping[str, Estimate] = field(default_factory=dict)
+    """Per judged subgroup, the challenger's AUROC minus the champion's, with its interval."""
+    unjudged_subgroups: list[str] = field(default_factory=list)
+    """Subgroups with too few events or non-events to judge, with their counts."""
     champion_alerts: list[str] = field(default_factory=list)
     """Why the champion's own calibration on the window cannot be trusted (empty: it can)."""
 
     @property
     def reasons(self) -> list[str]:
-        return [f"{'pass' if c.passed else 'FAIL'}: {c.name}: {c.detail}" for c in self.checks]
+        judged = [f"{'pass' if c.passed else 'FAIL'}: {c.name}: {c.detail}" for c in self.checks]
+        return judged + [f"not judged: subgroup {group}" for group in self.unjudged_subgroups]
 
 
-def miscalibration(y: Array, p: Array) -> float:
+def miscalibration(intercept: float, slope: float) -> float:
     """|calibration intercept| + |calibration slope - 1|: 0 for a perfectly calibrated model."""
-    return abs(calibration_intercept(y, p)) + abs(calibration_slope(y, p) - 1)
+    return abs(intercept) + abs(slope - 1)
 
 
 def _auroc(y: Array, p: Array) -> float:
@@ -89,27 +97,49 @@ def _auroc(y: Array, p: Array) -> float:
     return float(roc_auc_score(y, p))
 
 
-_MEASURES = {
-    "auroc": _auroc,
-    "calibration_slope": calibration_slope,
-    "calibration_intercept": calibration_intercept,
-    "miscalibration": miscalibration,
-}
+def _measures(y: Array, p: Array) -> dict[str, float]:
+    found = {
+        "auroc": _auroc(y, p),
+        "calibration_slope": calibration_slope(y, p),
+        "calibration_intercept": calibration_intercept(y, p),
+    }
+    found["miscalibration"] = miscalibration(
+        found["calibration_intercept"], found["calibration_slope"]
+    )
+    return found
 
 
 def _estimates(
     y: Array, p: Array, samples: list[NDArray[np.intp]]
 ) -> tuple[dict[str, Estimate], dict[str, list[float]]]:
-    draws = {name: [measure(y[i], p[i]) for i in samples] for name, measure in _MEASURES.items()}
-    return {
-        name: interval(draws[name], measure(y, p)) for name, measure in _MEASURES.items()
-    }, draws
+    resampled = [_measures(y[i], p[i]) for i in samples]
+    whole = _measures(y, p)
+    draws = {name: [found[name] for found in resampled] for name in whole}
+    return {name: interval(draws[name], value) for name, value in whole.items()}, draws
 
 
 def _difference(
     ours: Estimate, draws: list[float], theirs: Estimate, other: list[float]
 ) -> Estimate:
     return interval([a - b for a, b in zip(draws, other, strict=True)], ours.value - theirs.value)
+
+
+def _subgroup_auroc_gain(
+    y: Array,
+    champion: Array,
+    challenger: Array,
+    mask: NDArray[np.bool_],
+    samples: list[NDArray[np.intp]],
+) -> Estimate:
+    """The challenger's AUROC minus the champion's within the subgroup, with its interval
+    from the gate's patient resamples restricted to the subgroup (resamples holding one
+    outcome only there are skipped)."""
+    draws = []
+    for i in samples:
+        rows = i[mask[i]]
+        if 0 < y[rows].sum() < len(rows):
+            draws.append(_auroc(y[rows], challenger[rows]) - _auroc(y[rows], champion[rows]))
+    return interval(draws, _auroc(y[mask], challenger[mask]) - _auroc(y[mask], champion[mask]))
 
 
 def decide(
@@ -164,21 +194,25 @@ def decide(
             f"with its lower bound above -{policy.calibration_margin}",
         ),
     ]
-    gains: dict[str, float] = {}
+    gains: dict[str, Estimate] = {}
+    unjudged: list[str] = []
     for attribute, labels in subgroups.items():
         values = np.asarray(labels)
         for group in sorted(set(labels)):
             mask = values == group
-            events = int(y[mask].sum())
-            if min(events, int(mask.sum()) - events) < policy.subgroup_min_events:
-                continue  # too few of either outcome for a stable AUROC
             name = f"{attribute}={group}"
-            gains[name] = _auroc(y[mask], challenger[mask]) - _auroc(y[mask], champion[mask])
+            events = int(y[mask].sum())
+            non_events = int(mask.sum()) - events
+            if min(events, non_events) < policy.subgroup_min_events:
+                unjudged.append(f"{name} ({events} events, {non_events} non-events)")
+                continue
+            gain = gains[name] = _subgroup_auroc_gain(y, champion, challenger, mask, samples)
             checks.append(
                 GateCheck(
                     f"no loss in subgroup {name}",
-                    gains[name] >= -policy.subgroup_tolerance,
-                    f"AUROC change {gains[name]:+.3f} must be >= -{policy.subgroup_tolerance}",
+                    gain.high >= 0 and gain.value >= -policy.subgroup_tolerance,
+                    f"AUROC change {gain} must not lie wholly below 0 nor lose more than "
+                    f"{policy.subgroup_tolerance}",
                 )
             )
     return GateDecision(
@@ -189,6 +223,7 @@ def decide(
         auroc_gain=auroc_gain,
         calibration_gain=calibration_gain,
         subgroup_gains=gains,
+        unjudged_subgroups=unjudged,
         champion_alerts=calibration_alerts(old),
     )
 

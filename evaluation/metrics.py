@@ -9,12 +9,12 @@ with the slope fixed at 1 (the logit as an offset). Ideal values are 1 and 0.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import expit
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 Array = NDArray[np.float64]
@@ -27,40 +27,29 @@ def logit(p: Array) -> Array:
     return np.log(clipped / (1 - clipped))
 
 
-def _log_likelihood(y: Array, eta: Array) -> float:
-    return float(np.sum(y * eta - np.logaddexp(0, eta)))
+def _binomial_fit(y: Array, design: Array, offset: Array | None = None) -> Array:
+    """Unpenalised logistic regression (statsmodels GLM, binomial family, logit link, fitted
+    by iteratively reweighted least squares): the coefficients of ``design``'s columns."""
+    import statsmodels.api as sm
+    from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
 
-
-def _logistic_fit(y: Array, x: Array | None, offset: Array, iterations: int = 100) -> Array:
-    """Unpenalised logistic regression by Newton-Raphson with step halving (a full Newton
-    step from far away, e.g. risks of 1% where half have the event, overshoots and never
-    comes back): coefficients, intercept first."""
-    design = np.ones((len(y), 1)) if x is None else np.column_stack([np.ones(len(y)), x])
-    beta = np.zeros(design.shape[1])
-    for _ in range(iterations):
-        eta = design @ beta + offset
-        p = expit(eta)
-        gradient = design.T @ (y - p)
-        hessian = design.T @ (design * (p * (1 - p))[:, None])
-        step = np.linalg.solve(hessian + 1e-9 * np.eye(len(beta)), gradient)
-        current = _log_likelihood(y, eta)
-        while (
-            np.max(np.abs(step)) > 1e-12
-            and _log_likelihood(y, design @ (beta + step) + offset) < current
-        ):
-            step = step / 2
-        beta += step
-        if np.max(np.abs(step)) < 1e-10:
-            break
-    return beta
+    with warnings.catch_warnings():
+        # A bootstrap resample may separate perfectly or converge slowly; the estimate is
+        # still the fit's, and its interval shows how unstable it is.
+        warnings.simplefilter("ignore", (ConvergenceWarning, PerfectSeparationWarning))
+        fitted = sm.GLM(y, design, family=sm.families.Binomial(), offset=offset).fit()
+    return np.asarray(fitted.params, dtype=float)
 
 
 def calibration_slope(y: Array, p: Array) -> float:
-    return float(_logistic_fit(y, logit(p), np.zeros(len(y)))[1])
+    """The coefficient of logit(p) in a logistic regression of y on it (with an intercept)."""
+    return float(_binomial_fit(y, np.column_stack([np.ones(len(y)), logit(p)]))[1])
 
 
 def calibration_intercept(y: Array, p: Array) -> float:
-    return float(_logistic_fit(y, None, logit(p))[0])
+    """Calibration in the large: the intercept of a logistic regression of y with logit(p)
+    as offset (the slope fixed at 1)."""
+    return float(_binomial_fit(y, np.ones((len(y), 1)), offset=logit(p))[0])
 
 
 def _auroc(y: Array, p: Array) -> float:

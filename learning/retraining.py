@@ -314,7 +314,11 @@ def retrain(
                 }
             for name, gain in gate.subgroup_gains.items():
                 safe = name.replace("=", ".").replace(" ", "_").replace("+", "plus")
-                metrics[f"subgroup_auroc_gain.{safe}"] = gain
+                metrics |= {
+                    f"subgroup_auroc_gain.{safe}": gain.value,
+                    f"subgroup_auroc_gain.{safe}_ci_low": gain.low,
+                    f"subgroup_auroc_gain.{safe}_ci_high": gain.high,
+                }
             metrics |= _champion_by_feedback(old.model, served)
             metrics |= _drift(old.model, base.examples, served)
             mlflow.log_metrics(rounded_metrics(metrics))

@@ -3,6 +3,7 @@ experiment on the LACE card."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -21,6 +22,8 @@ def test_the_simulated_clinic_runs_a_round_of_the_learning_loop(tmp_path):
             "1",
             "--patients",
             "40",
+            "--truth-patients",
+            "30",
             "--data-dir",
             str(tmp_path / "demo"),
             "--experiment",
@@ -38,6 +41,15 @@ def test_the_simulated_clinic_runs_a_round_of_the_learning_loop(tmp_path):
     row = next(line for line in out.splitlines() if line.startswith("1 "))
     assert row.split()[1:3] == ["v1", "40"]  # served by v1, 40 calls answered
     assert "v2: " in row  # a challenger was trained and the gate decided
+    # The simulated world: its assumptions are named, every decision is set against the truth.
+    assert "world confounded: " in out and "simulation assumption, not clinical knowledge" in out
+    assert "What each decision did to the truth" in out
+    (decided,) = json.loads((tmp_path / "demo" / "rounds.json").read_text())
+    assert decided["calls"] == 40 and decided["truth_before"]["auroc"] > 0
+    # New people only: no patient of the gate window is among those the challenger learnt from
+    # when the window is the served one (else it is the latest part of the original records).
+    if "untreated served discharges" in decided["window"]:
+        assert decided["window_shared_patients"] == 0
     # The experiment ran on its own patients: three arms, analysed.
     assert "experiment lace-follow-up-wording on lace-readmission-risk" in out
     arms = {

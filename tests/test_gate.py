@@ -116,7 +116,44 @@ def test_a_challenger_that_harms_one_subgroup_is_refused(population):
     checks = _checks(decision)
     assert checks["no loss in subgroup sex=female"] is False
     assert checks["no loss in subgroup sex=male"] is True
-    assert decision.subgroup_gains["sex=female"] < -POLICY.subgroup_tolerance
+    women_gain = decision.subgroup_gains["sex=female"]
+    assert women_gain.high < 0  # the loss is established by its interval
+    assert women_gain.low <= women_gain.value <= women_gain.high
+
+
+def test_subgroup_checks_judge_intervals_and_list_groups_too_small_to_judge(population):
+    """A subgroup's AUROC change carries an interval from the gate's patient resamples;
+    a group with too few events is named among the reasons, not dropped."""
+    y, truth, champion, sex = population
+    rng = np.random.default_rng(8)
+    site = np.where(rng.uniform(size=y.size) < 0.5, "north", "south").astype(object)
+    events = np.flatnonzero(y == 1)
+    small = np.zeros(y.size, dtype=bool)
+    small[events[: POLICY.subgroup_min_events - 1]] = True  # four events only
+    small[np.flatnonzero(y == 0)[:40]] = True
+    site[small] = "island"
+    decision = decide(y, champion, truth, {"sex": list(sex), "site": list(site)}, POLICY)
+    assert decision.promote, decision.reasons
+    assert set(decision.subgroup_gains) == {"sex=female", "sex=male", "site=north", "site=south"}
+    for gain in decision.subgroup_gains.values():
+        assert gain.low < gain.value < gain.high
+    assert decision.unjudged_subgroups == ["site=island (4 events, 40 non-events)"]
+    assert "not judged: subgroup site=island (4 events, 40 non-events)" in decision.reasons
+
+    # A small loss in one subgroup whose interval lies wholly below zero is refused, although
+    # its point estimate is within the tolerance a point-estimate check allowed.
+    south = site == "south"
+    blurred = truth.copy()
+    blurred[south] = 1 / (
+        1
+        + np.exp(
+            -(np.log(truth[south] / (1 - truth[south])) + rng.normal(scale=0.6, size=south.sum()))
+        )
+    )
+    refused = decide(y, truth, blurred, {"site": list(site)}, POLICY)
+    loss = refused.subgroup_gains["site=south"]
+    assert -POLICY.subgroup_tolerance < loss.value and loss.high < 0, loss
+    assert _checks(refused)["no loss in subgroup site=south"] is False
 
 
 def test_fairness_gaps_are_the_largest_differences_between_groups():
