@@ -124,6 +124,11 @@ class ValueSet:
     includes: tuple[ValueSetInclude, ...] = ()
 
     @cached_property
+    def rxnorm_codes(self) -> frozenset[str]:
+        """The RxNorm code strings of the set (ingredients and products), computed once."""
+        return frozenset(code for system, code in self.codes if system == RXNORM)
+
+    @cached_property
     def rxnorm_names(self) -> frozenset[str]:
         """Ingredient names the set matches by name (see ``ValueSetInclude.rxnorm_names``)."""
         return frozenset(name.lower() for i in self.includes for name in i.rxnorm_names)

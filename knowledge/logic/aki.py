@@ -33,11 +33,11 @@ from knowledge.calculators.aki import (
 from knowledge.calculators.ckd_epi import CREATININE_MOLAR_MASS_G_PER_MOL, creatinine_mg_dl
 from knowledge.logic.common import (
     delete_draft_suggestion,
+    drug_codes,
     drug_names,
     format_date,
     ingredients_in,
     living_age,
-    rxnorm_codes,
     threshold,
     value_set,
 )
@@ -85,7 +85,7 @@ def _nephrotoxic_orders(
     found = []
     for order in drafts:
         for entry in entries:
-            wanted = rxnorm_codes(value_set(knowledge, entry["value_set"]))
+            wanted = drug_codes(knowledge, entry["value_set"])
             ingredients = ingredients_in(knowledge, order, wanted)
             if ingredients:
                 found.append((order, drug_names(knowledge, ingredients), entry["reason"]))

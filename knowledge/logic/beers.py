@@ -10,12 +10,11 @@ from __future__ import annotations
 from knowledge.artifact import RuleArtifact
 from knowledge.logic.common import (
     delete_draft_suggestion,
+    drug_codes,
     drug_names,
     ingredients_in,
     living_age,
-    rxnorm_codes,
     threshold,
-    value_set,
 )
 from knowledge.rule import EvaluationContext, Finding, Knowledge
 
@@ -28,7 +27,7 @@ def beers_potentially_inappropriate(
     if age is None or age < threshold(t, "min_age"):
         return []
     categories = {
-        category: rxnorm_codes(value_set(knowledge, value_set_id))
+        category: drug_codes(knowledge, value_set_id)
         for category, value_set_id in threshold(t, "categories").items()
     }
     findings = []

@@ -28,6 +28,11 @@ def rxnorm_codes(codes: Iterable[Code]) -> frozenset[str]:
     return frozenset(code for system, code in codes if system == RXNORM)
 
 
+def drug_codes(knowledge: Knowledge, value_set_id: str) -> frozenset[str]:
+    """The RxNorm codes of a drug value set (ingredient and product RxCUIs)."""
+    return knowledge.value_sets[value_set_id].rxnorm_codes
+
+
 def ingredients_in(
     knowledge: Knowledge, medication: MedicationEntry, wanted: Collection[str]
 ) -> frozenset[str]:
@@ -50,7 +55,7 @@ def members(knowledge: Knowledge, medication: MedicationEntry, value_set_id: str
     such as a ritonavir tablet), as ``product:<rxcui>``, or else an ingredient the set names
     (``rxnorm_names``) occurring as a word in the medication's names, as ``name:<name>``."""
     drugs = knowledge.value_sets[value_set_id]
-    found: set[str] = set(ingredients_in(knowledge, medication, rxnorm_codes(drugs.codes)))
+    found: set[str] = set(ingredients_in(knowledge, medication, drugs.rxnorm_codes))
     if not found:
         found = {f"product:{code}" for system, code in medication.codes & drugs.codes}
     if not found and drugs.rxnorm_names:

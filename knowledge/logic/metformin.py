@@ -18,10 +18,10 @@ from knowledge.artifact import RuleArtifact
 from knowledge.calculators.ckd_epi import CREATININE_MOLAR_MASS_G_PER_MOL, egfr_ckd_epi_2021
 from knowledge.logic.common import (
     delete_draft_suggestion,
+    drug_codes,
     drug_names,
     format_date,
     ingredients_in,
-    rxnorm_codes,
     threshold,
     value_set,
 )
@@ -39,7 +39,7 @@ def metformin_renal(
     ctx: EvaluationContext, artifact: RuleArtifact, knowledge: Knowledge
 ) -> list[Finding]:
     t = artifact.thresholds
-    metformin = rxnorm_codes(value_set(knowledge, "metformin-ingredient"))
+    metformin = drug_codes(knowledge, "metformin-ingredient")
     orders = [o for o in ctx.draft_orders if ingredients_in(knowledge, o, metformin)]
     if not orders:
         return []

@@ -15,10 +15,10 @@ from fhir_client.record import ConditionEntry, PatientRecord
 from knowledge.artifact import RuleArtifact
 from knowledge.logic.common import (
     delete_draft_suggestion,
+    drug_codes,
     drug_names,
     format_date,
     ingredients_in,
-    rxnorm_codes,
     threshold,
     value_set,
 )
@@ -28,7 +28,7 @@ from knowledge.rule import EvaluationContext, Finding, Knowledge
 def pregnancy_teratogen(
     ctx: EvaluationContext, artifact: RuleArtifact, knowledge: Knowledge
 ) -> list[Finding]:
-    teratogens = rxnorm_codes(value_set(knowledge, "teratogens-contraindicated-in-pregnancy"))
+    teratogens = drug_codes(knowledge, "teratogens-contraindicated-in-pregnancy")
     orders = [o for o in ctx.draft_orders if ingredients_in(knowledge, o, teratogens)]
     if not orders:
         return []

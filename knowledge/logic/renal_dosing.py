@@ -19,11 +19,11 @@ from knowledge.calculators.ckd_epi import CREATININE_MOLAR_MASS_G_PER_MOL
 from knowledge.calculators.cockcroft_gault import creatinine_clearance
 from knowledge.logic.common import (
     delete_draft_suggestion,
+    drug_codes,
     drug_names,
     format_date,
     ingredients_in,
     round_half_up,
-    rxnorm_codes,
     threshold,
     value_set,
 )
@@ -37,9 +37,7 @@ def renal_dosing_crcl(
     matched: list[tuple[Any, str, Mapping[str, Any]]] = []
     for order in ctx.draft_orders:
         for entry in threshold(t, "drugs"):
-            found = ingredients_in(
-                knowledge, order, rxnorm_codes(value_set(knowledge, entry["value_set"]))
-            )
+            found = ingredients_in(knowledge, order, drug_codes(knowledge, entry["value_set"]))
             if found:
                 drug = drug_names(knowledge, found)
                 matched.append((order, drug, entry))
