@@ -163,6 +163,13 @@ class Settings(BaseSettings):
         "repository when present, else the repository's sample_data/synthea.",
     )
 
+    spark_master: str = Field(
+        "local[2]",
+        description="Where `--engine spark` computations run (the cohort and features of "
+        "`lhs train`, the counts of `lhs bulk surveillance`): local[N] for N cores of this "
+        "machine, or a cluster's master URL (spark://host:7077, yarn, k8s://...).",
+    )
+
     @field_validator("pseudonym_key")
     @classmethod
     def _key_long_enough(cls, key: SecretStr | None) -> SecretStr | None:

@@ -7,14 +7,17 @@ import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
-from cds_service.config import SAMPLE_PATIENTS
+from cds_service.config import SAMPLE_PATIENTS, Settings
+from cli.main import app as cli
 from fhir_client.bulk_patients import GroupingCounts, bulk_patient_records
 from fhir_client.bundles import patient_bundles
 from fhir_client.patient_sources import patient_records
 from knowledge.library import load_library
 from models.cohort import Cohort, build_cohort, cohort_from_records, feature_matrix
 from models.features import ReadmissionFeatures
+from models.registry import CHAMPION, alias_version
 from models.tasks import READMISSION_30D
 from population.spark_cohort import spark_cohort
 
@@ -99,3 +102,40 @@ def test_spark_gives_the_same_features_and_labels_as_this_process(
 ):
     folder = bulk_sample if source == "ndjson" else SAMPLE_PATIENTS
     _same(from_bundles, spark_cohort(spark, folder, READMISSION_30D, extractor, KEY))
+
+
+def _train(root: Path, *args: str) -> tuple[dict[str, float], dict[str, str]]:
+    """`lhs train` into its own data folder; the registered run's metrics and tags."""
+    env = {"LHS_DATA_DIR": str(root), "LHS_PSEUDONYM_KEY": "test-pseudonym-key-of-32-characters"}
+    result = CliRunner().invoke(
+        cli, ["train", READMISSION_30D.name, "--bootstrap", "50", *args], env=env
+    )
+    assert result.exit_code == 0, result.output
+    location = Settings(data_dir=root).mlflow
+    name = READMISSION_30D.registered_model
+    version = alias_version(location, name, CHAMPION)
+    run = location.client().get_run(location.client().get_model_version(name, version).run_id)
+    return run.data.metrics, run.data.tags
+
+
+def test_training_on_spark_from_ndjson_trains_the_model_trained_in_process(
+    spark, bulk_sample, tmp_path
+):
+    process_metrics, process_tags = _train(tmp_path / "process", "--data", str(SAMPLE_PATIENTS))
+    spark_metrics, spark_tags = _train(
+        tmp_path / "spark", "--data", str(bulk_sample), "--engine", "spark"
+    )
+    assert spark_tags["dataset.sha256"] == process_tags["dataset.sha256"]
+    assert spark_tags["update_method"] == process_tags["update_method"]
+    assert spark_metrics == process_metrics
+    assert process_metrics["test_auroc"] > 0
+
+
+def test_an_unknown_engine_is_a_one_line_usage_error(tmp_path):
+    result = CliRunner().invoke(
+        cli,
+        ["train", READMISSION_30D.name, "--engine", "dask"],
+        env={"LHS_DATA_DIR": str(tmp_path)},
+    )
+    assert result.exit_code == 2
+    assert "dask" in result.output
