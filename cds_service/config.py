@@ -140,8 +140,9 @@ class Settings(BaseSettings):
     )
     fhir_sync_token: SecretStr | None = Field(
         None,
-        description="Bearer token `lhs sync` presents to the EHR's FHIR server (a system-level "
-        "SMART Backend Services token with read access to outcome resources).",
+        description="Bearer token `lhs sync` and `lhs bulk export` present to the EHR's FHIR "
+        "server (a system-level SMART Backend Services token with read access to outcome "
+        "resources).",
     )
     label_interval_seconds: float = Field(
         300.0,
