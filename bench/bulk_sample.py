@@ -10,9 +10,11 @@ the ids, so its records are exactly those of the Bundles.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 from typing import IO, Any
 
@@ -76,3 +78,57 @@ def write_bulk_export(bundles: Iterable[Path], folder: Path, resources: int | No
                 return written
             copy += 1
     return written
+
+
+SNOMED = "http://snomed.info/sct"
+CASE_CONDITIONS = ("840539006", "6142004", "95891005", "25374005")
+"""COVID-19, influenza, influenza-like illness, gastroenteritis (knowledge/data/syndromes)."""
+SARS_COV_2_RNA = "94500-6"
+RESULTS = ("260373001", "260415000")
+"""Detected, not detected."""
+
+
+def write_case_reports(
+    folder: Path, reports: int, first_day: date, days: int, seed: int = 7
+) -> int:
+    """Add ``reports`` Conditions and SARS-CoV-2 test Observations, a third of them cases of a
+    syndrome, for the export's patients on days from ``first_day``: a feed surveillance can
+    count. Returns how many were written."""
+    rng = random.Random(seed)
+    patients = [
+        orjson.loads(line)["id"]
+        for path in sorted(folder.glob("Patient.*.ndjson"))
+        for line in path.read_bytes().splitlines()
+    ]
+    with (
+        (folder / "Condition.900.ndjson").open("wb") as conditions,
+        (folder / "Observation.900.ndjson").open("wb") as observations,
+    ):
+        for i in range(reports):
+            day = first_day + timedelta(days=rng.randrange(days))
+            when = f"{day.isoformat()}T{rng.randrange(24):02d}:30:00-05:00"
+            subject = {"reference": f"Patient/{rng.choice(patients)}"}
+            if rng.random() < 0.5:
+                code = rng.choice(CASE_CONDITIONS) if rng.random() < 0.3 else "444814009"
+                resource = {
+                    "resourceType": "Condition",
+                    "id": f"case-report-{i}",
+                    "subject": subject,
+                    "code": {"coding": [{"system": SNOMED, "code": code}]},
+                    "onsetDateTime": when,
+                }
+                conditions.write(orjson.dumps(resource) + b"\n")
+            else:
+                resource = {
+                    "resourceType": "Observation",
+                    "id": f"case-report-{i}",
+                    "status": "final",
+                    "subject": subject,
+                    "code": {"coding": [{"system": "http://loinc.org", "code": SARS_COV_2_RNA}]},
+                    "effectiveDateTime": when,
+                    "valueCodeableConcept": {
+                        "coding": [{"system": SNOMED, "code": rng.choice(RESULTS)}]
+                    },
+                }
+                observations.write(orjson.dumps(resource) + b"\n")
+    return reports

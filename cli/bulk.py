@@ -11,6 +11,7 @@ import typer
 
 from cds_service.config import Settings
 from cli.errors import fail, fail_usage
+from population.engines import Engine
 
 bulk_app = typer.Typer(
     help="FHIR Bulk Data: export from a FHIR server, import into the feed, count at scale.",
@@ -98,3 +99,52 @@ def import_command(
     )
     for error in result.errors:
         typer.echo(f"  rejected {error}", err=True)
+
+
+@bulk_app.command("surveillance")
+def surveillance_command(
+    folder: Annotated[Path, typer.Argument(help="A Bulk Data export folder (NDJSON files).")],
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            help="Where cases are classified and counted: this process, or Apache Spark "
+            "(LHS_SPARK_MASTER, default local[2]); both give the same counts."
+        ),
+    ] = Engine.PROCESS,
+    today: Annotated[
+        str | None, typer.Option(help="The day to detect up to (default today).")
+    ] = None,
+    days: Annotated[int, typer.Option(help="Days of history the daily series cover.")] = 120,
+) -> None:
+    """Count syndrome cases per area and day over an export, then run EARS C1/C2/C3 on the
+    daily series and Farrington on the weekly ones; print the recent alarms (not stored)."""
+    from datetime import timedelta
+
+    from cli.surveillance import day_or_today, signal_line
+    from fhir_client.ndjson import is_bulk_folder
+    from fhir_client.pseudonym import site_pseudonym_key
+    from knowledge.syndromes import load_syndromes
+    from learning.surveillance import daily_series, recent_signals, weekly_series
+    from population.spark_session import SparkUnavailable
+    from population.volumes import case_volumes
+
+    if not is_bulk_folder(folder):
+        fail_usage(f"no NDJSON files in {folder}")
+    settings = Settings()
+    syndromes = load_syndromes(settings.knowledge_dir)
+    key = site_pseudonym_key(settings.pseudonym_key, settings.data_dir)
+    try:
+        counted = case_volumes(engine, folder, syndromes, key, spark_master=settings.spark_master)
+    except SparkUnavailable as error:
+        fail(str(error))
+    last = day_or_today(today)
+    series = daily_series(counted, list(syndromes), last - timedelta(days=days), last)
+    weekly = weekly_series(counted, list(syndromes), last)
+    raised = recent_signals(series + weekly, last)
+    cases = sum(c.patients for c in counted.counts)
+    typer.echo(
+        f"{cases} cases counted on {engine}; {len(series)} daily and {len(weekly)} weekly "
+        f"area series evaluated; {len(raised)} alarms in the last days"
+    )
+    for signal in raised:
+        typer.echo(signal_line(signal))
