@@ -1,4 +1,5 @@
-"""A Bulk Data export made of the synthetic patients, as large as asked.
+"""A Bulk Data export made of the synthetic patients, as large as asked
+(``python -m bench.bulk_sample FOLDER [--resources N]``).
 
 The patients' Bundles are written as NDJSON, one file per resource type (split every
 LINES_PER_FILE lines, ``Observation.000.ndjson``, ``Observation.001.ndjson`` ...), with
@@ -10,8 +11,9 @@ the ids, so its records are exactly those of the Bundles.
 
 from __future__ import annotations
 
+import argparse
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -20,7 +22,8 @@ from typing import IO, Any
 
 import orjson
 
-from fhir_client.bundles import load_bundle
+from cds_service.config import default_patients
+from fhir_client.bundles import load_bundle, patient_bundles
 from fhir_client.local_store import rewrite_references
 
 LINES_PER_FILE = 100_000
@@ -132,3 +135,22 @@ def write_case_reports(
                 }
                 observations.write(orjson.dumps(resource) + b"\n")
     return reports
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("folder", type=Path, help="Where to write the NDJSON files.")
+    parser.add_argument(
+        "--resources", type=int, help="Copy patients until this many (default: each once)."
+    )
+    parser.add_argument(
+        "--case-reports", type=int, default=3_000, help="Conditions and tests added over 90 days."
+    )
+    args = parser.parse_args(argv)
+    written = write_bulk_export(patient_bundles(default_patients()), args.folder, args.resources)
+    written += write_case_reports(args.folder, args.case_reports, date(2026, 1, 1), 90)
+    print(f"{written:,} resources written to {args.folder}")
+
+
+if __name__ == "__main__":
+    main()

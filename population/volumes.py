@@ -3,11 +3,12 @@ detection reads (EARS and Farrington run on these aggregated series, unchanged).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
 from itertools import chain
 from pathlib import Path
+from typing import Any
 
 from evaluation.syndromic import CaseCount
 from fhir_client.ndjson import ndjson_files, read_resources
@@ -53,7 +54,11 @@ def case_volumes(
 
         with spark_session(spark_master) as spark:
             return CountedCases(spark_case_counts(spark, folder, syndromes, secret))
-    resources = chain.from_iterable(
+    return CountedCases(count_cases(feed_resources(folder), syndromes, secret))
+
+
+def feed_resources(folder: Path) -> Iterator[dict[str, Any]]:
+    """The export's Patients, Conditions and Observations, one at a time."""
+    return chain.from_iterable(
         read_resources(path) for path in ndjson_files(folder, SURVEILLANCE_TYPES)
     )
-    return CountedCases(count_cases(resources, syndromes, secret))
