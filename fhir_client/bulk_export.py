@@ -32,6 +32,8 @@ from typing import Any
 
 import httpx
 
+from fhir_client.fhirdates import as_utc
+
 FHIR_JSON = "application/fhir+json"
 FHIR_NDJSON = "application/fhir+ndjson"
 DEFAULT_POLL_SECONDS = 2.0
@@ -64,7 +66,7 @@ class ExportRequest:
     types: Sequence[str] = ()
     """``_type``: the resource types to export (all the server allows when empty)."""
     since: datetime | None = None
-    """``_since``: only resources changed after this moment."""
+    """``_since``: only resources changed after this moment (an instant: UTC if naive)."""
     group: str | None = None
     """Export a Group's patients (``Group/[id]/$export``); None: every patient."""
     system: bool = False
@@ -80,7 +82,7 @@ class ExportRequest:
         if self.types:
             params["_type"] = ",".join(self.types)
         if self.since is not None:
-            params["_since"] = self.since.isoformat(timespec="seconds")
+            params["_since"] = as_utc(self.since).isoformat(timespec="seconds")
         return params
 
 

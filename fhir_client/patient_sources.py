@@ -7,14 +7,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from fhir_client.bulk_patients import GroupingCounts, bulk_patient_records
+from fhir_client.bulk_patients import bulk_patient_records
 from fhir_client.bundles import bundle_patient_records, patient_bundles
 from fhir_client.ndjson import is_bulk_folder
 from fhir_client.record import PatientRecord
 
 
-def patient_records(folder: Path, counts: GroupingCounts | None = None) -> Iterator[PatientRecord]:
+def patient_records(folder: Path) -> Iterator[PatientRecord]:
     """Each patient's record from a folder of Bundles or of Bulk Data NDJSON, one at a time."""
     if is_bulk_folder(folder):
-        return bulk_patient_records(folder, counts)
+        return bulk_patient_records(folder)
     return bundle_patient_records(patient_bundles(folder))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -122,7 +123,8 @@ def test_an_export_is_polled_as_told_and_downloaded_with_the_token(server, bulk_
     said: list[str] = []
     client = BulkExportClient(base, TOKEN, sleep=waits.append, progress=said.append)
     manifest, files = client.export(
-        ExportRequest(types=("Patient", "Encounter", "Condition")), tmp_path / "export"
+        ExportRequest(types=("Patient", "Encounter", "Condition"), since=datetime(2026, 1, 1)),
+        tmp_path / "export",
     )
     client.close()
 
@@ -133,6 +135,7 @@ def test_an_export_is_polled_as_told_and_downloaded_with_the_token(server, bulk_
     assert params == {
         "_outputFormat": "application/fhir+ndjson",
         "_type": "Patient,Encounter,Condition",
+        "_since": "2026-01-01T00:00:00+00:00",
     }
     # Retry-After of each 202 and 429, the default for a transient error without one.
     assert waits == [3.0, 2.0, 5.0, 3.0]
