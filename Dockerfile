@@ -19,6 +19,7 @@ COPY fhir_client ./fhir_client
 COPY knowledge ./knowledge
 COPY evaluation ./evaluation
 COPY models ./models
+COPY population ./population
 COPY storage ./storage
 COPY point_of_care ./point_of_care
 COPY learning ./learning

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: help install run db models mlflow demo test lint format lock clean bench soak wrk docker-check
+.PHONY: help install run db models mlflow demo test lint format lock clean bench bench-scale soak wrk docker-check
 .DEFAULT_GOAL := help
 
 help:  ## list the targets
@@ -64,11 +64,15 @@ clean:  ## remove the venv and build files (not the data folder)
 wrk:  # the external load generator of `make bench` (Debian package)
 	@command -v wrk >/dev/null || apt-get install -y wrk >/dev/null || sudo apt-get install -y wrk >/dev/null
 
-bench: install wrk  ## every hook against a bare FastAPI+orjson app under wrk, JWT cost, model scoring cost
+bench: install wrk  ## every hook against a bare FastAPI+orjson app under wrk, JWT cost, model scoring cost, population scale
 	$(BIN)/python -m bench.hooks $(HOOKS_ARGS)
 	$(BIN)/python -m bench.bench $(BENCH_ARGS)
 	$(BIN)/python -m bench.scoring
 	$(BIN)/python -m bench.surveillance
+	$(MAKE) bench-scale
+
+bench-scale: install  ## features and syndrome counting, in process vs Spark local, at 10k, 100k and 1M resources
+	$(BIN)/python -m bench.scale $(SCALE_ARGS)
 
 soak: install  ## 10 minutes of mixed hooks, feedback and analytics at a fixed rate: memory, descriptors, p99 per minute
 	$(BIN)/python -m bench.soak $(SOAK_ARGS)

@@ -140,8 +140,9 @@ class Settings(BaseSettings):
     )
     fhir_sync_token: SecretStr | None = Field(
         None,
-        description="Bearer token `lhs sync` presents to the EHR's FHIR server (a system-level "
-        "SMART Backend Services token with read access to outcome resources).",
+        description="Bearer token `lhs sync` and `lhs bulk export` present to the EHR's FHIR "
+        "server (a system-level SMART Backend Services token with read access to outcome "
+        "resources).",
     )
     label_interval_seconds: float = Field(
         300.0,
@@ -161,6 +162,13 @@ class Settings(BaseSettings):
         description="Folder of FHIR patient Bundles that `lhs train` (and the first `make run`) "
         "learns from and `lhs sweep` runs over. Default: ../shared/fhir/synthea beside the "
         "repository when present, else the repository's sample_data/synthea.",
+    )
+
+    spark_master: str = Field(
+        "local[2]",
+        description="Where `--engine spark` computations run (the cohort and features of "
+        "`lhs train`, the counts of `lhs bulk surveillance`): local[N] for N cores of this "
+        "machine, or a cluster's master URL (spark://host:7077, yarn, k8s://...).",
     )
 
     @field_validator("pseudonym_key")

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from cli.analytics import analytics, report, sync
+from cli.bulk import bulk_app
 from cli.calls import call, example, explain, sweep
 from cli.clients import clients_app
 from cli.errors import FORESEEN, one_line
@@ -83,6 +84,7 @@ app.command(rich_help_panel=LEARN)(report)
 app.command(rich_help_panel=LEARN)(sync)
 app.command("mlflow", rich_help_panel=LEARN)(mlflow_ui)
 app.add_typer(surveillance_app, name="surveillance", rich_help_panel=LEARN)
+app.add_typer(bulk_app, name="bulk", rich_help_panel=LEARN)
 
 
 def main(argv: list[str] | None = None) -> None:

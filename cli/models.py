@@ -17,6 +17,7 @@ from cli.store import open_store
 from evaluation.gate import GatePolicy
 from models.registry import CHALLENGER, CHAMPION, alias_version, set_alias, tag_version, versions
 from models.tasks import TASKS, PredictionTask
+from population.engines import Engine
 from storage.repository import Store
 from storage.tables import ModelDecision
 
@@ -48,40 +49,60 @@ def _cohort(
     prediction_task: PredictionTask,
     data: Path | None,
     say: Callable[[str], None],
+    engine: Engine = Engine.PROCESS,
 ) -> Cohort:
-    """The task's cohort from a folder of FHIR patient Bundles, with progress."""
-    from fhir_client.bundles import patient_bundles
+    """The task's cohort from a folder of FHIR patient Bundles or Bulk Data NDJSON."""
     from fhir_client.pseudonym import site_pseudonym_key
     from knowledge.library import load_library
-    from models.cohort import build_cohort
     from models.features import ReadmissionFeatures
+    from population.cohorts import task_cohort
+    from population.spark_session import SparkUnavailable
 
     folder = data or settings.training_data
     if not folder.is_dir():
         fail_usage(f"no such folder: {folder}")
-    paths = list(patient_bundles(folder))
     key = site_pseudonym_key(settings.pseudonym_key, settings.data_dir)
 
     def loaded(done: int) -> None:
-        if done % 100 == 0 or done == len(paths):
-            say(f"read {done}/{len(paths)} patient records")
+        if done % 100 == 0:
+            say(f"read {done} patient records")
 
-    return build_cohort(
-        paths, prediction_task, ReadmissionFeatures(load_library()), key, progress=loaded
-    )
+    if engine is Engine.SPARK:
+        say(f"building the cohort on Spark ({settings.spark_master})")
+    try:
+        return task_cohort(
+            engine,
+            folder,
+            prediction_task,
+            ReadmissionFeatures(load_library()),
+            key,
+            spark_master=settings.spark_master,
+            progress=loaded,
+        )
+    except SparkUnavailable as error:
+        fail(str(error))
+
+
+ENGINE_HELP = (
+    "Where the cohort and its features are computed: this process, or Apache Spark "
+    "(LHS_SPARK_MASTER, default local[2]); both give the same examples."
+)
 
 
 def train(
     task: Annotated[str, typer.Argument(help=f"Task to train: {', '.join(TASKS)}.")],
     data: Annotated[
         Path | None,
-        typer.Option(help="Folder of FHIR patient Bundles (default LHS_TRAINING_DATA)."),
+        typer.Option(
+            help="Folder of FHIR patient Bundles or Bulk Data NDJSON (default LHS_TRAINING_DATA)."
+        ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for folds, trees and bootstrap.")] = 42,
     promote: Annotated[
         bool, typer.Option("--promote", help="Make the new version @champion at once.")
     ] = False,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the CIs.")] = 500,
+    engine: Annotated[Engine, typer.Option(help=ENGINE_HELP)] = Engine.PROCESS,
 ) -> None:
     """Build the cohort, update the LACE index to it (closed test), log to MLflow, register."""
     from models.training import TrainingOptions, train_task
@@ -89,7 +110,7 @@ def train(
     settings = Settings()
     prediction_task = _task(task)
     say = _progress()
-    cohort = _cohort(settings, prediction_task, data, say)
+    cohort = _cohort(settings, prediction_task, data, say, engine)
     result = train_task(
         prediction_task,
         cohort,
@@ -107,7 +128,8 @@ def train(
 def retrain(
     task: Annotated[str, typer.Argument(help=f"Task to retrain: {', '.join(TASKS)}.")],
     data: Annotated[
-        Path | None, typer.Option(help="Folder of the original training Bundles.")
+        Path | None,
+        typer.Option(help="Folder of the original training Bundles or Bulk Data NDJSON."),
     ] = None,
     require_approval: Annotated[
         bool,
@@ -130,6 +152,7 @@ def retrain(
     ] = 0.5,
     seed: Annotated[int, typer.Option(help="Seed for folds, trees and bootstrap.")] = 42,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the CIs.")] = 500,
+    engine: Annotated[Engine, typer.Option(help=ENGINE_HELP)] = Engine.PROCESS,
 ) -> None:
     """Train a challenger on the original data plus labelled served predictions; gate it."""
     from learning.retraining import retrain as run_retrain
@@ -140,7 +163,7 @@ def retrain(
     say = _progress()
     result = run_retrain(
         prediction_task,
-        _cohort(settings, prediction_task, data, say),
+        _cohort(settings, prediction_task, data, say, engine),
         open_store(settings),
         settings.mlflow,
         policy=GatePolicy(auroc_margin=margin, bootstrap_rounds=bootstrap, seed=seed),

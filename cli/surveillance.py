@@ -22,7 +22,7 @@ surveillance_app = typer.Typer(
 )
 
 
-def _today(value: str | None) -> date:
+def day_or_today(value: str | None) -> date:
     return date.fromisoformat(value) if value else datetime.now(UTC).date()
 
 
@@ -60,7 +60,7 @@ def detect_command(
     run = detect(
         open_store(settings),
         load_syndromes(settings.knowledge_dir),
-        _today(today),
+        day_or_today(today),
         days,
         incremental=incremental,
     )
@@ -98,7 +98,7 @@ def counts_command(
     syndromes = load_syndromes(settings.knowledge_dir)
     if syndrome not in syndromes:
         fail_usage(f"no syndrome {syndrome!r}; known: {', '.join(syndromes)}")
-    last = _today(today)
+    last = day_or_today(today)
     first = last - timedelta(days=days - 1)
     store = open_store(settings)
     series = area_series(

@@ -46,19 +46,19 @@ def _patient_of(resource: Mapping[str, Any]) -> str | None:
     return reference.removeprefix("urn:uuid:").rsplit("/", 1)[-1]
 
 
-def _rewrite_references(value: Any, targets: Mapping[str, str]) -> Any:
+def rewrite_references(value: Any, targets: Mapping[str, str]) -> Any:
     """Replace ``urn:uuid:`` references of a transaction Bundle by relative ``Type/id`` ones."""
     if isinstance(value, dict):
         return {
             k: (
                 targets.get(v, v)
                 if k == "reference" and isinstance(v, str)
-                else _rewrite_references(v, targets)
+                else rewrite_references(v, targets)
             )
             for k, v in value.items()
         }
     if isinstance(value, list):
-        return [_rewrite_references(v, targets) for v in value]
+        return [rewrite_references(v, targets) for v in value]
     return value
 
 
@@ -108,7 +108,7 @@ class LocalFhirStore:
                 if isinstance(e.get("fullUrl"), str) and "id" in e["resource"]
             }
             for entry in entries:
-                store.add(_rewrite_references(entry["resource"], targets))
+                store.add(rewrite_references(entry["resource"], targets))
         return store
 
     def add(self, resource: dict[str, Any]) -> None:

@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from fhir_client.area import coarse_area, home_postal_code
 from fhir_client.fhirdates import parse_fhir_datetime
 from fhir_client.pseudonym import patient_key
-from fhir_client.record import codes_of
+from fhir_client.record import codes_of, patient_id_of
 
 OUTCOME_TYPES = {
     "Encounter": Encounter,
@@ -90,15 +90,6 @@ def _keyed(secret: bytes, fhir_server: str | None, reference: str) -> str:
     return hmac.new(secret, message, hashlib.sha256).hexdigest()
 
 
-def _patient_id(resource: Mapping[str, Any]) -> str | None:
-    if resource.get("resourceType") == "Patient":
-        return str(resource["id"]) if resource.get("id") else None
-    reference = (resource.get("subject") or resource.get("patient") or {}).get("reference")
-    if not isinstance(reference, str) or not reference:
-        return None
-    return reference.removeprefix("urn:uuid:").rstrip("/").rsplit("/", 1)[-1]
-
-
 def _dates(resource: Mapping[str, Any]) -> tuple[datetime | None, datetime | None]:
     kind = resource["resourceType"]
     if kind == "Encounter":
@@ -140,7 +131,7 @@ def outcome_input(
     resource: Mapping[str, Any], secret: bytes, fhir_server: str | None, owner: str = ""
 ) -> OutcomeInput:
     """Reduce one validated outcome resource; ValueError if it cannot be linked to a patient."""
-    patient_id = _patient_id(resource)
+    patient_id = patient_id_of(resource)
     if patient_id is None:
         raise ValueError("the resource names no patient (subject or patient reference)")
     if not resource.get("id"):

@@ -241,6 +241,15 @@ def _reference_id(reference: object) -> str | None:
     return ref.rstrip("/").rsplit("/", 1)[-1]
 
 
+def patient_id_of(resource: Mapping[str, Any]) -> str | None:
+    """The id of the patient a resource belongs to: a Patient's own id, else the id in its
+    ``subject`` or ``patient`` reference; None for resources of no patient (Organization,
+    Practitioner, Medication ...)."""
+    if resource.get("resourceType") == "Patient":
+        return str(resource["id"]) if resource.get("id") else None
+    return _reference_id(resource.get("subject") or resource.get("patient"))
+
+
 @dataclass
 class PatientRecord:
     """One patient's FHIR data, indexed for the lookups rules and models make."""

@@ -18,6 +18,7 @@ import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
 
 from evaluation.outbreak_detection import (
     FARRINGTON_WINDOW,
@@ -55,6 +56,17 @@ week to spare per year for ISO years with a week 53."""
 
 Place = tuple[str, str]
 """(syndrome, area)."""
+
+
+class CaseCounts(Protocol):
+    """Where detection reads its counts from: the store's feed, or counts made over a Bulk
+    Data export (population/) on either engine."""
+
+    def case_counts(
+        self, first: date, last: date, *, syndromes: Collection[str] | None = None
+    ) -> list[CaseCount]: ...
+
+    def first_case_days(self) -> dict[str, date]: ...
 
 
 @dataclass(frozen=True)
@@ -124,7 +136,7 @@ def _series(
 
 
 def daily_series(
-    store: SurveillanceStore,
+    store: CaseCounts,
     syndromes: Collection[str],
     first: date,
     last: date,
@@ -146,7 +158,7 @@ def daily_series(
 
 
 def weekly_series(
-    store: SurveillanceStore,
+    store: CaseCounts,
     syndromes: Collection[str],
     today: date,
     places: Collection[Place] | None = None,
@@ -237,23 +249,7 @@ def detect(
     )
     series = daily_series(feed, syndromes, first, today, places)
     weekly = weekly_series(feed, syndromes, today, places)
-    recent = today - timedelta(days=RECENT_DAYS - 1)
-    raised = [
-        SurveillanceSignal(
-            syndrome=s.syndrome,
-            area=s.area,
-            day=s.day(alarm.index),
-            method=method,
-            observed=alarm.observed,
-            expected=alarm.expected,
-            threshold=alarm.threshold,
-            strength=alarm.statistic,
-        )
-        for s in series + weekly
-        for method, alarms in s.alarms.items()
-        for alarm in alarms
-        if alarm.alarm and s.day(alarm.index) >= recent
-    ]
+    raised = recent_signals(series + weekly, today)
     stored = feed.record_signals(raised)
     feed.record_run(
         SurveillanceRun(
@@ -267,6 +263,27 @@ def detect(
         )
     )
     return DetectionRun(series, weekly, raised, stored, classified, places is not None)
+
+
+def recent_signals(series: Sequence[AreaSeries], today: date) -> list[SurveillanceSignal]:
+    """Signals of the alarms on the last RECENT_DAYS days up to today."""
+    recent = today - timedelta(days=RECENT_DAYS - 1)
+    return [
+        SurveillanceSignal(
+            syndrome=s.syndrome,
+            area=s.area,
+            day=s.day(alarm.index),
+            method=method,
+            observed=alarm.observed,
+            expected=alarm.expected,
+            threshold=alarm.threshold,
+            strength=alarm.statistic,
+        )
+        for s in series
+        for method, alarms in s.alarms.items()
+        for alarm in alarms
+        if alarm.alarm and s.day(alarm.index) >= recent
+    ]
 
 
 def surveillance_report(

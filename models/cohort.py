@@ -17,13 +17,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from fhir_client.bundles import load_bundle
+from fhir_client.bundles import bundle_patient_records
 from fhir_client.fhirdates import parse_fhir_datetime
 from fhir_client.pseudonym import patient_key
 from fhir_client.record import EncounterEntry, PatientRecord
@@ -107,22 +107,30 @@ def age_band(age: int | None) -> str:
     return "65+"
 
 
-def _records(paths: Iterable[Path]) -> Iterable[PatientRecord]:
-    for path in paths:
-        resources = [entry["resource"] for entry in load_bundle(path).get("entry", ())]
-        patient = next((r for r in resources if r.get("resourceType") == "Patient"), None)
-        if patient is not None:
-            yield PatientRecord.from_resources(str(patient["id"]), resources)
+@dataclass(frozen=True)
+class Candidate:
+    """An index discharge before the end of the data is known: whether it is excluded
+    depends on that end, which only all patients together tell."""
+
+    window_end: datetime
+    event: bool
+    died_in_window: bool
+    example: Example | None
+    """None when the stay gave no usable features."""
 
 
-def _data_end(records: list[PatientRecord]) -> datetime:
-    """The last moment anything was recorded: follow-up beyond it is unknown."""
-    return max(
-        e.end or e.start  # type: ignore[type-var]
-        for record in records
-        for e in record.encounters()
-        if e.start is not None
-    )
+@dataclass(frozen=True)
+class PatientCandidates:
+    """One patient's part of the cohort, computed from the patient's record alone."""
+
+    last_recorded: datetime | None
+    """The last encounter end (or start) in the record."""
+    candidates: list[Candidate]
+    excluded: Counter[str]
+
+
+def _last_recorded(encounters: list[EncounterEntry]) -> datetime | None:
+    return max((e.end or e.start for e in encounters if e.start is not None), default=None)  # type: ignore[type-var]
 
 
 def _died(record: PatientRecord) -> datetime | None:
@@ -153,6 +161,93 @@ def _index_encounters(
     return index
 
 
+def patient_candidates(
+    record: PatientRecord,
+    task: PredictionTask,
+    extractor: ReadmissionFeatures,
+    pseudonym_key: bytes,
+) -> PatientCandidates:
+    """The patient's index discharges with their outcome and features: the clinical logic of
+    the cohort, one patient at a time (in this process or on a Spark executor)."""
+    encounters = record.encounters()
+    excluded: Counter[str] = Counter()
+    died = _died(record)
+    horizon = timedelta(days=task.horizon_days)
+    candidates = []
+    for stay in _index_encounters(encounters, excluded):
+        discharged: datetime = stay.end  # type: ignore[assignment]
+        window_end = discharged + horizon
+        event = any(
+            e.class_code in task.outcome_encounter_classes
+            and e.start is not None
+            and discharged < e.start <= window_end
+            for e in encounters
+        )
+        resource = record.resolve(stay.reference) if stay.reference else None
+        assessed = extractor.assess(record, resource, discharged) if resource else None
+        example = None
+        if assessed is not None:
+            features, lace = assessed
+            example = Example(
+                patient_key=patient_key(pseudonym_key, None, record.patient_id),
+                encounter=stay.reference or "",
+                predicted_at=discharged,
+                features=features,
+                label=int(event),
+                lace_score=lace.result.score,
+                sex=record.gender or "unknown",
+                age_band=age_band(record.age(discharged.date())),
+                race=race_category(record.omb_race_codes),
+            )
+        candidates.append(
+            Candidate(window_end, event, died is not None and died <= window_end, example)
+        )
+    return PatientCandidates(_last_recorded(encounters), candidates, excluded)
+
+
+def assemble_cohort(patients: Iterable[PatientCandidates]) -> Cohort:
+    """The cohort from every patient's part: the end of the data, then the exclusions that
+    depend on it, in a fixed order whatever order the parts come in."""
+    parts = list(patients)
+    cohort = Cohort(patients=len(parts))
+    cohort.data_end = max((p.last_recorded for p in parts if p.last_recorded), default=None)
+    for part in parts:
+        cohort.excluded.update(part.excluded)
+        for candidate in part.candidates:
+            if not candidate.event and (
+                cohort.data_end is None or candidate.window_end > cohort.data_end
+            ):
+                cohort.excluded["follow-up incomplete"] += 1
+            elif not candidate.event and candidate.died_in_window:
+                cohort.excluded["died without readmission"] += 1
+            elif candidate.example is None:
+                cohort.excluded["no usable encounter"] += 1
+            else:
+                cohort.examples.append(candidate.example)
+    cohort.excluded = Counter(dict(sorted(cohort.excluded.items())))
+    cohort.examples.sort(key=lambda e: (e.predicted_at, e.patient_key))
+    return cohort
+
+
+def cohort_from_records(
+    records: Iterable[PatientRecord],
+    task: PredictionTask,
+    extractor: ReadmissionFeatures,
+    pseudonym_key: bytes,
+    *,
+    progress: Callable[[int], Any] | None = None,
+) -> Cohort:
+    """Examples for ``task`` from patient records, one record in memory at a time."""
+
+    def parts() -> Iterator[PatientCandidates]:
+        for done, record in enumerate(records, start=1):
+            yield patient_candidates(record, task, extractor, pseudonym_key)
+            if progress is not None:
+                progress(done)
+
+    return assemble_cohort(parts())
+
+
 def build_cohort(
     paths: Iterable[Path],
     task: PredictionTask,
@@ -162,55 +257,9 @@ def build_cohort(
     progress: Callable[[int], Any] | None = None,
 ) -> Cohort:
     """Examples for ``task`` from patient Bundles (one patient's whole record per file)."""
-    records = []
-    for done, record in enumerate(_records(paths), start=1):
-        records.append(record)
-        if progress is not None:
-            progress(done)
-    cohort = Cohort(patients=len(records))
-    if not records:
-        return cohort
-    cohort.data_end = _data_end(records)
-    horizon = timedelta(days=task.horizon_days)
-    for record in records:
-        encounters = record.encounters()
-        died = _died(record)
-        for stay in _index_encounters(encounters, cohort.excluded):
-            discharged: datetime = stay.end  # type: ignore[assignment]
-            window_end = discharged + horizon
-            event = any(
-                e.class_code in task.outcome_encounter_classes
-                and e.start is not None
-                and discharged < e.start <= window_end
-                for e in encounters
-            )
-            if not event and window_end > cohort.data_end:
-                cohort.excluded["follow-up incomplete"] += 1
-                continue
-            if not event and died is not None and died <= window_end:
-                cohort.excluded["died without readmission"] += 1
-                continue
-            resource = record.resolve(stay.reference) if stay.reference else None
-            assessed = extractor.assess(record, resource, discharged) if resource else None
-            if assessed is None:
-                cohort.excluded["no usable encounter"] += 1
-                continue
-            features, lace = assessed
-            cohort.examples.append(
-                Example(
-                    patient_key=patient_key(pseudonym_key, None, record.patient_id),
-                    encounter=stay.reference or "",
-                    predicted_at=discharged,
-                    features=features,
-                    label=int(event),
-                    lace_score=lace.result.score,
-                    sex=record.gender or "unknown",
-                    age_band=age_band(record.age(discharged.date())),
-                    race=race_category(record.omb_race_codes),
-                )
-            )
-    cohort.examples.sort(key=lambda e: (e.predicted_at, e.patient_key))
-    return cohort
+    return cohort_from_records(
+        bundle_patient_records(paths), task, extractor, pseudonym_key, progress=progress
+    )
 
 
 def feature_matrix(examples: list[Example]) -> list[list[float]]:

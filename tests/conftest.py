@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -38,6 +40,27 @@ def postgres_url() -> Iterator[str]:
     finally:
         with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[Any]:
+    """One small local Spark session for the whole test run (starting one takes seconds)."""
+    from population.spark_session import spark_session
+
+    with spark_session("local[2]") as session:
+        yield session
+
+
+@pytest.fixture(scope="session")
+def bulk_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The repository's sample patients as a Bulk Data export (NDJSON per resource type)."""
+    from bench.bulk_sample import write_bulk_export
+    from cds_service.config import SAMPLE_PATIENTS
+    from fhir_client.bundles import patient_bundles
+
+    folder = tmp_path_factory.mktemp("bulk-sample")
+    write_bulk_export(patient_bundles(SAMPLE_PATIENTS), folder)
+    return folder
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -19,6 +19,7 @@ LAYERS = (
     "knowledge",
     "evaluation",
     "models",
+    "population",
     "storage",
     "point_of_care",
     "learning",
