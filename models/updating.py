@@ -302,10 +302,10 @@ def _fit_updates(
         fits["recalibration-in-the-large"] = _Fit(
             ll, np.concatenate([[reference.intercept + a], reference.coefficients]), 1
         )
+    # logit = a + b * (the reference's linear predictor without its intercept): the new
+    # intercept is a itself, the reference's own intercept is replaced, not rescaled.
     (a, b), ll = _fit((ref_lp - reference.intercept)[:, None], zero, y, w, [0.0])
-    fits["logistic-recalibration"] = _Fit(
-        ll, np.concatenate([[a + b * reference.intercept], b * reference.coefficients]), 2
-    )
+    fits["logistic-recalibration"] = _Fit(ll, np.concatenate([[a], b * reference.coefficients]), 2)
     if most_extensive == "logistic-recalibration":
         return fits
     # Revision re-estimates the LACE components one by one; whatever the reference adds

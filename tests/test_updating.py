@@ -15,6 +15,7 @@ from models.updating import (
     UpdatedRiskModel,
     choose_update,
     design_matrix,
+    fit_update,
 )
 
 COLUMN = {name: j for j, name in enumerate(FEATURE_NAMES)}
@@ -129,3 +130,18 @@ def test_contributions_are_the_log_odds_change_of_setting_one_feature_to_its_mea
             - model.linear_predictor(np.array([occluded]))[0]
         )
         assert contributions[name] == pytest.approx(expected, abs=1e-12)
+
+
+def test_logistic_recalibration_of_a_model_with_an_intercept_predicts_what_it_fitted():
+    """A trained model has an intercept of its own: the recalibrated model's intercept is the
+    fitted one, not the old intercept rescaled by the new slope."""
+    X = _discharges(4000, 7)
+    lace_weights = np.array([0.2 if j < 4 else 0.0 for j in range(len(DESIGN))])
+    reference = Reference(-3.0, lace_weights, is_risk_model=True)
+    truth = -1.5 + 0.5 * (design_matrix(X) @ lace_weights)
+    y = _outcomes(truth, 8)
+    model = fit_update("logistic-recalibration", X, y, reference)
+    assert model.intercept == pytest.approx(-1.5, abs=0.3)
+    assert model.coefficient_table()["lace_length_points"] == pytest.approx(0.1, abs=0.03)
+    predicted = expit(model.intercept + design_matrix(X) @ np.asarray(model.coefficients))
+    assert predicted.mean() == pytest.approx(y.mean(), abs=0.01)
