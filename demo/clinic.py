@@ -614,7 +614,10 @@ def main() -> None:
     os.environ.update(env)
     settings = Settings()
     registry = ClientRegistry(settings.resolved_clients_file)
-    registry.clients[minter.issuer] = ClientRegistration(iss=minter.issuer, jwks=minter.jwks())
+    # The demo's one client is the EHR and the informatician reading signals and reports.
+    registry.clients[minter.issuer] = ClientRegistration(
+        iss=minter.issuer, jwks=minter.jwks(), informatician=True
+    )
     registry.save()
     subprocess.run(
         [sys.executable, "-m", "cli.main", "db", "upgrade"],
