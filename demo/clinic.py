@@ -585,8 +585,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--patients", type=int, default=400, help="discharges per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--patients", type=int, default=1000, help="discharges per round")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
         "--world",
