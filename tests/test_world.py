@@ -241,9 +241,10 @@ def test_the_gate_refuses_a_challenger_that_looks_better_only_through_treated_pa
     included, looks better calibrated when judged on all of the next round's discharges,
     whose treated outcomes it has learnt to expect (with other seeds the gate on all
     discharges even promotes it: the miscalibration interval is wide); judged as retraining
-    judges it, on the untreated only, the gate refuses it. Judged on the outcomes the same
-    patients would have had without treatment, its advantage is smaller still and not
-    established: it came from the treatment, not from the model."""
+    judges it, on the untreated only, it is the worse calibrated and the gate refuses it.
+    Judged on the outcomes the same patients would have had without treatment, its
+    advantage is gone too: it came from the treatment, not from the model. (Seeds 20 and 21,
+    tried with these sizes, give the same verdicts and the same signs.)"""
     base, first, threshold = first_model
     files = patient_files()
     templates = [t for t in (load_bundle(p) for p in files[:200]) if _hospitalised(t)]
@@ -254,10 +255,10 @@ def test_the_gate_refuses_a_challenger_that_looks_better_only_through_treated_pa
     X_pilot = np.array(feature_matrix(pilot), dtype=float)
     y_pilot = np.array([e.label for e in pilot], dtype=float)
     champion = fit_update("recalibration-in-the-large", X_pilot, y_pilot, Reference.of(first))
-    earlier, _, _ = _serve_round(champion, threshold, templates, 1500, WHEN, rng)
+    earlier, _, _ = _serve_round(champion, threshold, templates, 3000, WHEN, rng)
     later = WHEN + timedelta(days=45)
     current, truth, untreated_outcome = _serve_round(
-        champion, threshold, templates, 1500, later, rng
+        champion, threshold, templates, 3000, later, rng
     )
     treated = [e for e in current if e.feedback == "accepted"]
     shown = [e for e in current if e.feedback != "no card"]
@@ -272,11 +273,11 @@ def test_the_gate_refuses_a_challenger_that_looks_better_only_through_treated_pa
     # Judged naively, on every discharge, it looks better calibrated: the treated outcomes
     # it learnt to expect are among those it is judged on.
     assert loop.calibration_gain_all.value > 0
-    # Judged as retraining judges it, on untreated new patients only: refused, and its
-    # calibration advantage shrinks.
+    # Judged as retraining judges it, on untreated new patients only: refused, and worse
+    # calibrated than the update that left the treated out.
     assert not loop.promoted_on_untreated
     assert "better than the champion" in loop.failed_on_untreated
-    assert loop.calibration_gain_untreated.value < loop.calibration_gain_all.value
+    assert loop.calibration_gain_untreated.value < 0 < loop.calibration_gain_all.value
     # On the outcomes these patients would have had without treatment, the same comparison
     # finds no established gain either: the apparent advantage was the treatment's.
     X_now = np.array(feature_matrix(current), dtype=float)
