@@ -36,7 +36,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -163,6 +163,14 @@ class FeedbackLoop:
     failed_on_untreated: list[str]
     truth_careful: TruthScore
     truth_naive: TruthScore
+    careful_model: UpdatedRiskModel = dataclasses.field(repr=False, compare=False)
+    """The update without the treated (not written to rounds.json)."""
+    naive_model: UpdatedRiskModel = dataclasses.field(repr=False, compare=False)
+    """The update with them."""
+
+
+def _without_models(items: list[tuple[str, object]]) -> dict[str, object]:
+    return {key: value for key, value in items if not key.endswith("_model")}
 
 
 def _action_first_opening(definition: ExperimentDefinition) -> str:
@@ -472,22 +480,42 @@ def _feedback_loop(
     true_risks: dict[str, float],
     policy: GatePolicy,
 ) -> FeedbackLoop | None:
-    """What learning from treated outcomes does (see FeedbackLoop). Two updates of the
-    champion (models/updating.py) on the original records and the served discharges before
-    this round: one as retraining does it, without the treated; one with them. The gate
-    judges the second against the first on this round's new patients. None in the first
-    round (nothing served before it)."""
+    """The feedback-loop trap (see feedback_loop) on what the service served: the rounds
+    before ``round_start`` to learn from, this round's discharges to judge on."""
     served = served_examples(store, READMISSION_30D)
-    earlier = [e for e in served if e.predicted_at < round_start]
-    current = [e for e in served if e.predicted_at >= round_start]
+    return feedback_loop(
+        base.examples,
+        [e for e in served if e.predicted_at < round_start],
+        [e for e in served if e.predicted_at >= round_start],
+        champion,
+        true_risks,
+        policy,
+    )
+
+
+def feedback_loop(
+    original: list[Example],
+    earlier: list[Example],
+    current: list[Example],
+    champion: UpdatedRiskModel,
+    true_risks: Mapping[str, float],
+    policy: GatePolicy,
+) -> FeedbackLoop | None:
+    """What learning from treated outcomes does (see FeedbackLoop). Two updates of the
+    champion (models/updating.py) on the original records and the ``earlier`` served
+    discharges, weighted as retraining weights them: one as retraining does it, without the
+    treated; one with them. The gate judges the second against the first on the
+    ``current`` discharges of new patients, all of them and the untreated only, and both
+    are scored against their true risks (``true_risks``, by patient key). None when nothing
+    was served before or the untreated hold one outcome only."""
     untreated = [e for e in current if e.feedback not in TREATED]
     if not earlier or len({e.label for e in untreated}) < 2:
         return None
 
     def update(examples: list[Example]) -> UpdateChoice:
-        weight = served_weight(len(base.examples), len(examples), 0.5)
-        X, y = _examples(base.examples + examples)
-        weights = np.array([1.0] * len(base.examples) + [weight] * len(examples))
+        weight = served_weight(len(original), len(examples), 0.5)
+        X, y = _examples(original + examples)
+        weights = np.array([1.0] * len(original) + [weight] * len(examples))
         return choose_update(X, y, Reference.of(champion), weights=weights)
 
     careful = update([e for e in earlier if e.feedback not in TREATED]).model
@@ -519,6 +547,8 @@ def _feedback_loop(
         failed_on_untreated=[c.name for c in on_untreated.checks if not c.passed],
         truth_careful=score_against_truth(truth, careful.predict_proba(X_now)[:, 1]),
         truth_naive=score_against_truth(truth, naive.model.predict_proba(X_now)[:, 1]),
+        careful_model=careful,
+        naive_model=naive.model,
     )
 
 
@@ -555,8 +585,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--patients", type=int, default=400, help="discharges per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--patients", type=int, default=1000, help="discharges per round")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
         "--world",
@@ -842,7 +872,11 @@ def main() -> None:
         )
     typer.echo("")
     (args.data_dir / "rounds.json").write_text(
-        json.dumps([dataclasses.asdict(s) for s in results], indent=1, default=str)
+        json.dumps(
+            [dataclasses.asdict(s, dict_factory=_without_models) for s in results],
+            indent=1,
+            default=str,
+        )
     )
     if experiment is not None and analysis is not None:
         typer.echo(render_shadow(shadow_summary(store, _shadow_run(store, SHADOW))))

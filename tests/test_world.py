@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import math
 import random
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 
+from demo.clinic import feedback_loop
 from demo.world import (
     WORLDS,
     acceptance_probability,
@@ -22,9 +23,16 @@ from demo.world import (
     treatment_group,
     untreated_risk,
 )
+from evaluation.gate import GatePolicy, decide
+from evaluation.metrics import choose_threshold, decision_curve
 from fhir_client.record import PatientRecord
+from knowledge.calculators.lace import lace_index
 from knowledge.library import load_library
+from models.cohort import Example, age_band, build_cohort, feature_matrix
 from models.features import FEATURE_NAMES, ReadmissionFeatures
+from models.tasks import READMISSION_30D
+from models.training import THRESHOLD_GRID
+from models.updating import Reference, choose_update, fit_update
 from tests.shared_data import load_bundle, patient_files
 
 WHEN = datetime(2021, 4, 1, tzinfo=UTC)
@@ -161,3 +169,133 @@ def test_the_truth_score_rewards_the_truth():
     assert exact.mean_absolute_error == 0 and exact.predicted_to_true == pytest.approx(1.0)
     assert exact.auroc > noisy.auroc > 0.5
     assert score_against_truth(truth, truth / 2).predicted_to_true == pytest.approx(0.5)
+
+
+# The feedback-loop trap in the confounded world, in process: the service's features, its
+# card rule (risk at or above the model's threshold), the world's clinicians and outcomes,
+# the real updating code (models/updating.py) and the real gate (evaluation/gate.py).
+
+
+@pytest.fixture(scope="module")
+def first_model():
+    """The first model as `lhs train` fits it (an update of the LACE index, closed test) on
+    the records of the first 150 synthetic patients, and its decision-curve threshold
+    within the task's range (here from in-sample risks)."""
+    files = patient_files()[:150]
+    base = build_cohort(files, READMISSION_30D, ReadmissionFeatures(load_library()), b"k" * 32)
+    X = np.array(feature_matrix(base.examples), dtype=float)
+    y = np.array([e.label for e in base.examples], dtype=float)
+    model = choose_update(X, y, Reference.lace_index()).model
+    curve = decision_curve(y, model.predict_proba(X)[:, 1], THRESHOLD_GRID)
+    return base, model, choose_threshold(curve, *READMISSION_30D.decision_range)
+
+
+def _serve_round(model, threshold, templates, n, start, rng):
+    """n discharges of new patients of the confounded world served by ``model``: examples
+    as retraining sees them (feedback accepted, overridden or no card), each patient's true
+    untreated risk, and the outcome they would have had untreated (only a simulation knows
+    it; drawn with the same random number as the observed one)."""
+    world = WORLDS["confounded"]
+    features = ReadmissionFeatures(load_library())
+    examples, truth, untreated_outcome = [], {}, {}
+    for i in range(n):
+        patient = new_patient(rng.choice(templates), world, 1, rng)
+        stay = discharge(patient, start, world, 1, rng)
+        resources = [e["resource"] for e in patient.bundle["entry"]] + [stay]
+        record = PatientRecord.from_resources(patient.patient_id, resources)
+        found = features(record, stay, datetime.fromisoformat(stay["period"]["end"]))
+        assert found is not None
+        risk = untreated_risk(world, found, patient.frailty, 1)
+        card = model.predict_proba(np.array([[found[k] for k in FEATURE_NAMES]]))[0, 1]
+        card = card >= threshold
+        treated = card and rng.random() < acceptance_probability(world, patient.frailty)
+        draw = rng.random()
+        truth[patient.patient_id] = risk
+        untreated_outcome[patient.patient_id] = int(draw < risk)
+        lace = lace_index(
+            length_of_stay_days=int(found["length_of_stay_days"]),
+            acute_admission=bool(found["acute_admission"]),
+            charlson=int(found["charlson_index"]),
+            ed_visits_6_months=int(found["ed_visits_6m"]),
+        )
+        examples.append(
+            Example(
+                patient_key=patient.patient_id,
+                encounter=stay["id"],
+                predicted_at=start + timedelta(minutes=i),
+                features=found,
+                label=int(draw < (treated_risk(found, risk) if treated else risk)),
+                lace_score=lace.score,
+                sex="male" if found["male"] else "female",
+                age_band=age_band(int(found["age_years"])),
+                feedback="accepted" if treated else "overridden" if card else "no card",
+            )
+        )
+    return examples, truth, untreated_outcome
+
+
+def test_the_gate_refuses_a_challenger_that_looks_better_only_through_treated_patients(
+    first_model,
+):
+    """In the confounded world a challenger updated on every served discharge, treated ones
+    included, looks better calibrated when judged on all of the next round's discharges,
+    whose treated outcomes it has learnt to expect (with other seeds the gate on all
+    discharges even promotes it: the miscalibration interval is wide); judged as retraining
+    judges it, on the untreated only, it is the worse calibrated and the gate refuses it.
+    Judged on the outcomes the same patients would have had without treatment, its
+    advantage is gone too: it came from the treatment, not from the model. (Seeds 20 and 21,
+    tried with these sizes, give the same verdicts and the same signs.)"""
+    base, first, threshold = first_model
+    files = patient_files()
+    templates = [t for t in (load_bundle(p) for p in files[:200]) if _hospitalised(t)]
+    rng = random.Random(19)
+    # Before its cards are shown, the first model is recalibrated in the large on a pilot of
+    # new patients of this world (it underpredicts their risk): a realistic share of cards.
+    pilot, _, _ = _serve_round(first, 2.0, templates, 600, WHEN, rng)  # no risk reaches 2
+    X_pilot = np.array(feature_matrix(pilot), dtype=float)
+    y_pilot = np.array([e.label for e in pilot], dtype=float)
+    champion = fit_update("recalibration-in-the-large", X_pilot, y_pilot, Reference.of(first))
+    earlier, _, _ = _serve_round(champion, threshold, templates, 3000, WHEN, rng)
+    later = WHEN + timedelta(days=45)
+    current, truth, untreated_outcome = _serve_round(
+        champion, threshold, templates, 3000, later, rng
+    )
+    treated = [e for e in current if e.feedback == "accepted"]
+    shown = [e for e in current if e.feedback != "no card"]
+    assert len(shown) > 0.25 * len(current) and len(treated) > 0.1 * len(current)
+    # Unmeasured confounding: the treated were the frail, at higher untreated risk.
+    untreated_risks = [truth[e.patient_key] for e in current if e.feedback == "overridden"]
+    assert np.mean([truth[e.patient_key] for e in treated]) > np.mean(untreated_risks)
+
+    policy = GatePolicy(bootstrap_rounds=200, seed=3)
+    loop = feedback_loop(base.examples, earlier, current, champion, truth, policy)
+    assert loop is not None
+    # Judged naively, on every discharge, it looks better calibrated: the treated outcomes
+    # it learnt to expect are among those it is judged on.
+    assert loop.calibration_gain_all.value > 0
+    # Judged as retraining judges it, on untreated new patients only: refused, and worse
+    # calibrated than the update that left the treated out.
+    assert not loop.promoted_on_untreated
+    assert "better than the champion" in loop.failed_on_untreated
+    assert loop.calibration_gain_untreated.value < 0 < loop.calibration_gain_all.value
+    # On the outcomes these patients would have had without treatment, the same comparison
+    # finds no established gain either: the apparent advantage was the treatment's.
+    X_now = np.array(feature_matrix(current), dtype=float)
+    counterfactual = decide(
+        np.array([untreated_outcome[e.patient_key] for e in current], dtype=float),
+        loop.careful_model.predict_proba(X_now)[:, 1],
+        loop.naive_model.predict_proba(X_now)[:, 1],
+        {},
+        policy,
+        patients=[e.patient_key for e in current],
+    )
+    assert not counterfactual.promote
+    assert counterfactual.calibration_gain.value < loop.calibration_gain_all.value
+
+
+def _hospitalised(bundle: dict) -> bool:
+    return any(
+        e["resource"]["resourceType"] == "Encounter"
+        and e["resource"].get("class", {}).get("code") in {"IMP", "EMER"}
+        for e in bundle["entry"]
+    )
