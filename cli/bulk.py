@@ -19,6 +19,9 @@ bulk_app = typer.Typer(
 )
 
 
+ExportFolder = Annotated[Path, typer.Argument(help="A Bulk Data export folder (NDJSON files).")]
+
+
 def _types(value: str | None) -> list[str]:
     return [t.strip() for t in value.split(",") if t.strip()] if value else []
 
@@ -71,7 +74,7 @@ def export_command(
 
 @bulk_app.command("import")
 def import_command(
-    folder: Annotated[Path, typer.Argument(help="A Bulk Data export folder (NDJSON files).")],
+    folder: ExportFolder,
     fhir_server: Annotated[
         str,
         typer.Option(
@@ -103,7 +106,7 @@ def import_command(
 
 @bulk_app.command("surveillance")
 def surveillance_command(
-    folder: Annotated[Path, typer.Argument(help="A Bulk Data export folder (NDJSON files).")],
+    folder: ExportFolder,
     engine: Annotated[
         Engine,
         typer.Option(

@@ -40,6 +40,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
+from itertools import islice
 from pathlib import Path
 
 import httpx
@@ -185,18 +186,16 @@ def _action_first_opening(definition: ExperimentDefinition) -> str:
 def _hospital_patients(paths: list[Path], wanted: int) -> list[dict]:
     """Records of patients who have had hospital or emergency care before (the population
     that is discharged), in the given order, at most ``wanted``."""
-    found = []
-    for path in paths:
-        bundle = load_bundle(path)
-        if any(
-            e["resource"]["resourceType"] == "Encounter"
-            and e["resource"].get("class", {}).get("code") in {"IMP", "EMER"}
-            for e in bundle["entry"]
-        ):
-            found.append(bundle)
-            if len(found) == wanted:
-                break
-    return found
+    return list(islice(filter(had_hospital_care, map(load_bundle, paths)), wanted))
+
+
+def had_hospital_care(bundle: dict) -> bool:
+    """Whether the record holds an inpatient or emergency encounter."""
+    return any(
+        e["resource"]["resourceType"] == "Encounter"
+        and e["resource"].get("class", {}).get("code") in {"IMP", "EMER"}
+        for e in bundle["entry"]
+    )
 
 
 class Clinic:

@@ -8,11 +8,12 @@ from __future__ import annotations
 import math
 import random
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 
 import numpy as np
 import pytest
 
-from demo.clinic import feedback_loop
+from demo.clinic import feedback_loop, had_hospital_care
 from demo.world import (
     WORLDS,
     acceptance_probability,
@@ -40,18 +41,7 @@ WHEN = datetime(2021, 4, 1, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 def templates() -> list[dict]:
-    found = []
-    for path in patient_files():
-        bundle = load_bundle(path)
-        if any(
-            e["resource"]["resourceType"] == "Encounter"
-            and e["resource"].get("class", {}).get("code") in {"IMP", "EMER"}
-            for e in bundle["entry"]
-        ):
-            found.append(bundle)
-        if len(found) == 25:
-            return found
-    return found
+    return list(islice(filter(had_hospital_care, map(load_bundle, patient_files())), 25))
 
 
 def _served(world_name: str, round_number: int, templates: list[dict], n: int, seed: int):
@@ -247,7 +237,7 @@ def test_the_gate_refuses_a_challenger_that_looks_better_only_through_treated_pa
     tried with these sizes, give the same verdicts and the same signs.)"""
     base, first, threshold = first_model
     files = patient_files()
-    templates = [t for t in (load_bundle(p) for p in files[:200]) if _hospitalised(t)]
+    templates = [t for t in (load_bundle(p) for p in files[:200]) if had_hospital_care(t)]
     rng = random.Random(19)
     # Before its cards are shown, the first model is recalibrated in the large on a pilot of
     # new patients of this world (it underpredicts their risk): a realistic share of cards.
@@ -291,11 +281,3 @@ def test_the_gate_refuses_a_challenger_that_looks_better_only_through_treated_pa
     )
     assert not counterfactual.promote
     assert counterfactual.calibration_gain.value < loop.calibration_gain_all.value
-
-
-def _hospitalised(bundle: dict) -> bool:
-    return any(
-        e["resource"]["resourceType"] == "Encounter"
-        and e["resource"].get("class", {}).get("code") in {"IMP", "EMER"}
-        for e in bundle["entry"]
-    )
