@@ -54,16 +54,16 @@ class Dosage:
 
 def dosages(request: Mapping[str, Any]) -> tuple[Dosage, ...]:
     """The readable dosage instructions of a MedicationRequest, in order."""
-    found = []
-    for instruction in request.get("dosageInstruction") or ():
-        if isinstance(instruction, Mapping):
-            found.append(_dosage(instruction))
-    return tuple(found)
+    return tuple(
+        _dosage(instruction)
+        for instruction in _listed(request.get("dosageInstruction"))
+        if isinstance(instruction, Mapping)
+    )
 
 
 def _dosage(instruction: Mapping[str, Any]) -> Dosage:
     dose, unit = None, None
-    for dose_and_rate in instruction.get("doseAndRate") or ():
+    for dose_and_rate in _listed(instruction.get("doseAndRate")):
         quantity = dose_and_rate.get("doseQuantity") if isinstance(dose_and_rate, Mapping) else None
         # A bound ("<= 2 tablets") is not a dose.
         readable = isinstance(quantity, Mapping) and _is_number(quantity.get("value"))
@@ -86,11 +86,18 @@ def _per_day(instruction: Mapping[str, Any]) -> float | None:
             return float(frequency) / (float(repeat["period"]) * days)
     code = timing.get("code")
     if isinstance(code, Mapping):
-        for coding in code.get("coding") or ():
+        for coding in _listed(code.get("coding")):
+            if not isinstance(coding, Mapping):
+                continue
             per_day = _PER_DAY_BY_CODE.get(str(coding.get("code", "")).upper())
             if per_day is not None:
                 return per_day
     return None
+
+
+def _listed(value: object) -> list[Any]:
+    """A FHIR array as sent, or nothing when the sender put something else there."""
+    return value if isinstance(value, list) else []
 
 
 def _is_number(value: object) -> bool:

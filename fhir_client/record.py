@@ -654,7 +654,8 @@ def _concept_names(concept: Mapping[str, Any]) -> tuple[str, ...]:
 
 def _reference_high(holder: Mapping[str, Any], unit: str) -> float | None:
     """The first reference range's upper limit, if it is stated in the value's own unit."""
-    for reference_range in holder.get("referenceRange") or ():
+    ranges = holder.get("referenceRange")
+    for reference_range in ranges if isinstance(ranges, list) else ():
         high = reference_range.get("high") if isinstance(reference_range, Mapping) else None
         if not isinstance(high, Mapping):
             continue

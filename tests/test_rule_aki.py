@@ -231,6 +231,18 @@ def test_a_child_is_staged_with_the_reference_range_of_the_result(library):
     assert "3 times the upper limit of the laboratory's reference interval" in advice.card.detail
 
 
+@pytest.mark.parametrize(
+    "malformed", [5, [{"high": "35 umol/L"}], [{"high": {"value": 35, "unit": "mg/dL"}}]]
+)
+def test_a_reference_range_that_cannot_be_used_leaves_the_ratio_alone(library, malformed):
+    # Ratio 110/70 = 1.57: stage 1 without a usable upper limit (355 is not above 3 x anything).
+    c1 = creat("c1", 110, when())
+    c1["referenceRange"] = malformed
+    resources = [patient("male", 9), creat("base", 70, when(days=3)), c1]
+    (advice,) = evaluate(library, RULE, resources, hook="patient-view")
+    assert "stage 1" in advice.card.summary
+
+
 def test_order_sign_nsaid_during_aki(library):
     (advice,) = evaluate(library, RULE, aki_patient(170, 80), [draft("nsaid", IBUPROFEN)])
     card = advice.card

@@ -163,3 +163,16 @@ def test_a_dose_with_a_comparator_is_not_a_dose():
     quantity = {"value": 2, "comparator": "<=", "unit": "{tbl}"}
     (dosage,) = dosages({"dosageInstruction": [{"doseAndRate": [{"doseQuantity": quantity}]}]})
     assert dosage == Dosage(dose=None, dose_unit=None, per_day=None)
+
+
+@pytest.mark.parametrize(
+    "malformed",
+    [7, {"timing": "daily"}, [{"doseAndRate": 3}], [{"timing": {"code": {"coding": ["BID"]}}}]],
+)
+def test_a_malformed_dosage_is_read_as_unstated(library, malformed):
+    # Whatever an EHR puts there, the order counts as one tablet once a day: "at least".
+    order = draft("sim", SIMVASTATIN_20)
+    order["dosageInstruction"] = malformed
+    resources = [patient(), medication("dil", DILTIAZEM_120_ER)]
+    (advice,) = evaluate(library, RULE, resources, [order])
+    assert "simvastatin at least 20 mg daily" in advice.card.summary
