@@ -149,8 +149,8 @@ class RoundStats:
 
 @dataclass(frozen=True)
 class FeedbackLoop:
-    """The trap retraining avoids: the champion updated on the served discharges of earlier
-    rounds *with* the treated ones (naive) against the same update without them (careful,
+    """The trap retraining avoids: the champion updated on the discharges it served in
+    earlier rounds *with* the treated ones (naive) against the same update without them (careful,
     as retraining does it), judged by the gate on this round's new patients: on all of them
     (where treated outcomes flatter the naive one) and on the untreated only."""
 
@@ -475,16 +475,19 @@ def _feedback_loop(
     store: Store,
     base: Cohort,
     champion: UpdatedRiskModel,
+    serving_since: datetime,
     round_start: datetime,
     true_risks: dict[str, float],
     policy: GatePolicy,
 ) -> FeedbackLoop | None:
-    """The feedback-loop trap (see feedback_loop) on what the service served: the rounds
-    before ``round_start`` to learn from, this round's discharges to judge on."""
+    """The feedback-loop trap (see feedback_loop) on what the service served: to learn from,
+    the discharges of the rounds the champion has served since ``serving_since`` (whose
+    treated outcomes are its own cards' doing, and which it was not fitted on); this
+    round's discharges (from ``round_start``) to judge on."""
     served = served_examples(store, READMISSION_30D)
     return feedback_loop(
         base.examples,
-        [e for e in served if e.predicted_at < round_start],
+        [e for e in served if serving_since <= e.predicted_at < round_start],
         [e for e in served if e.predicted_at >= round_start],
         champion,
         true_risks,
@@ -574,6 +577,34 @@ def _model(settings: Settings, version: str) -> UpdatedRiskModel:
 
 def _truth_line(score: TruthScore | None) -> str:
     return "-" if score is None else f"{score.auroc:.3f} / {score.mean_absolute_error:.3f}"
+
+
+def _trap_line(loop: FeedbackLoop, champion: str) -> str:
+    """The feedback-loop comparison in words: how each judgement sees the update that learnt
+    from treated outcomes, and what the truth says."""
+
+    def judged(promoted: bool, gain: Estimate) -> str:
+        looks = "better" if gain.value > 0 else "worse"
+        return f"looks {looks} calibrated ({gain}), {'promoted' if promoted else 'refused'}"
+
+    failed = ", ".join(loop.failed_on_untreated) or "none"
+    return (
+        f"v{champion} updated ({loop.method}) on the discharges it served with their treated "
+        "outcomes, against the same update without them (as retraining does it). Judged on "
+        f"all of this round's discharges it "
+        f"{judged(loop.promoted_on_all, loop.calibration_gain_all)}; on the untreated only it "
+        f"{judged(loop.promoted_on_untreated, loop.calibration_gain_untreated)} (failed: "
+        f"{failed}). Truth: with the treated {loop.truth_naive}; without {loop.truth_careful}"
+    )
+
+
+def _signed(gain: Estimate, promoted: bool) -> str:
+    verdict = "promoted" if promoted else "refused"
+    return f"{gain.value:+.3f} ({gain.low:+.3f} to {gain.high:+.3f}) {verdict}"
+
+
+def _truth_calibration(score: TruthScore) -> str:
+    return f"{score.predicted_to_true:.2f} / {score.mean_absolute_error:.3f}"
 
 
 def _rate(events: int, n: int) -> str:
@@ -700,7 +731,7 @@ def main() -> None:
         clinic = Clinic(service.url, minter, rng, world)
         templates = _hospital_patients(paths, len(paths))
         say(f"world {world.name}: {world.description} ({SIMULATION_ASSUMPTION})")
-        clock = datetime(2021, 4, 1, tzinfo=UTC)
+        clock = serving_since = datetime(2021, 4, 1, tzinfo=UTC)
         for number in range(1, args.rounds + 1):
             clinic.round_number = number
             stats = RoundStats(number, "drifted" if world.drifted(number) else "as before")
@@ -765,21 +796,12 @@ def main() -> None:
                 f"  gate window: {stats.window}; "
                 f"patients on both sides: {stats.window_shared_patients}"
             )
-            loop = _feedback_loop(store, base, champion, round_start, clinic.true_risks, policy)
+            loop = _feedback_loop(
+                store, base, champion, serving_since, round_start, clinic.true_risks, policy
+            )
             stats.feedback_loop = loop
             if loop is not None:
-                failed = ", ".join(loop.failed_on_untreated) or "none"
-                say(
-                    f"  the feedback-loop trap: v{stats.model_version} updated ({loop.method}) "
-                    "on earlier rounds with their treated discharges, against the same update "
-                    "without them: on all of this round's discharges "
-                    f"{'promoted' if loop.promoted_on_all else 'refused'} (AUROC "
-                    f"{loop.auroc_gain_all}, miscalibration reduction {loop.calibration_gain_all}); "
-                    f"on its untreated {'promoted' if loop.promoted_on_untreated else 'refused'} "
-                    f"(AUROC {loop.auroc_gain_untreated}, miscalibration reduction "
-                    f"{loop.calibration_gain_untreated}; failed: {failed}); truth: with the "
-                    f"treated {loop.truth_naive}, without {loop.truth_careful}"
-                )
+                say(f"  the feedback-loop trap: {_trap_line(loop, stats.model_version)}")
             panel_X, panel_truth = clinic.truth_panel(
                 templates,
                 args.truth_patients,
@@ -805,6 +827,7 @@ def main() -> None:
             )
             results.append(stats)
             if serving:
+                serving_since = clock
                 _wait_for(partial(_serves, service.url, serving))
         if experiment is not None:
             start_experiment(store, experiment, library, "make demo")
@@ -869,6 +892,29 @@ def main() -> None:
         typer.echo(
             f"{s.number:<6}{s.world_state:<11}{s.decision:<19}{before:>22}{after:>22}   {s.reason}"
         )
+    trapped = [s for s in results if s.feedback_loop is not None]
+    if trapped:
+        typer.echo("")
+        typer.echo(
+            "The feedback-loop trap: the champion updated on the discharges it served with "
+            "their treated outcomes (naive) against without them (as retraining does it); "
+            "miscalibration reduction of the naive update, judged on all of the round's "
+            "discharges and on its untreated; the truth's predicted/true and mean |error|:"
+        )
+        typer.echo(
+            f"{'round':<6}{'update':<28}{'on all':>36}{'on untreated':>36}"
+            f"{'naive':>14}{'careful':>14}"
+        )
+        for s in trapped:
+            loop = s.feedback_loop
+            assert loop is not None
+            typer.echo(
+                f"{s.number:<6}{loop.method:<28}"
+                f"{_signed(loop.calibration_gain_all, loop.promoted_on_all):>36}"
+                f"{_signed(loop.calibration_gain_untreated, loop.promoted_on_untreated):>36}"
+                f"{_truth_calibration(loop.truth_naive):>14}"
+                f"{_truth_calibration(loop.truth_careful):>14}"
+            )
     typer.echo("")
     (args.data_dir / "rounds.json").write_text(
         json.dumps(

@@ -82,7 +82,7 @@ class Estimate:
     high: float
 
     def __str__(self) -> str:
-        return f"{self.value:.3f} (95% CI {self.low:.3f}-{self.high:.3f})"
+        return f"{self.value:.3f} (95% CI {self.low:.3f} to {self.high:.3f})"
 
 
 def bootstrap_indices(n: int, rounds: int, seed: int) -> list[NDArray[np.intp]]:

@@ -13,7 +13,7 @@ from itertools import islice
 import numpy as np
 import pytest
 
-from demo.clinic import feedback_loop, had_hospital_care
+from demo.clinic import _trap_line, feedback_loop, had_hospital_care
 from demo.world import (
     WORLDS,
     acceptance_probability,
@@ -268,6 +268,10 @@ def test_the_gate_refuses_a_challenger_that_looks_better_only_through_treated_pa
     assert not loop.promoted_on_untreated
     assert "better than the champion" in loop.failed_on_untreated
     assert loop.calibration_gain_untreated.value < 0 < loop.calibration_gain_all.value
+    # What `make demo` prints of it says the same.
+    line = _trap_line(loop, "2")
+    assert "all of this round's discharges it looks better calibrated" in line
+    assert "on the untreated only it looks worse calibrated" in line and "refused" in line
     # On the outcomes these patients would have had without treatment, the same comparison
     # finds no established gain either: the apparent advantage was the treatment's.
     X_now = np.array(feature_matrix(current), dtype=float)
