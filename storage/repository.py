@@ -471,13 +471,15 @@ class Store:
             if new:
                 connection.execute(
                     insert(OutcomeEvent),
-                    [{**dataclasses.asdict(i), "received_at": now} for i in new],
+                    # vars, not asdict: the fields are flat, and asdict's deep copy of
+                    # every list was a third of a bulk import's storing time.
+                    [{**vars(i), "received_at": now} for i in new],
                 )
             for item in changed:
                 connection.execute(
                     update(OutcomeEvent)
                     .where(col(OutcomeEvent.resource_key) == item.resource_key)
-                    .values(**dataclasses.asdict(item), received_at=now)
+                    .values(**vars(item), received_at=now)
                 )
         return OutcomeCounts(
             stored=len(new),
