@@ -1,8 +1,9 @@
 """Sex, race and ethnicity as the Patient states them, for auditing a model's fairness.
 
-Recorded beside each served prediction and never used as a model feature. Race and ethnicity
-come from the US Core extensions (OMB categories, https://hl7.org/fhir/us/core/
-StructureDefinition-us-core-race.html and -ethnicity.html): one OMB category gives its display,
+Recorded beside each served prediction and in training cohorts, and never used as a model
+feature. Race and ethnicity come from the US Core extensions (OMB categories,
+https://hl7.org/fhir/us/core/StructureDefinition-us-core-race.html and -ethnicity.html): one
+OMB category gives its name (by code, so that a site's own display text cannot split a group),
 several give "Multiple races", none gives the extension's text or "unknown".
 """
 
@@ -15,6 +16,16 @@ from typing import Any
 US_CORE_RACE = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race"
 US_CORE_ETHNICITY = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-ethnicity"
 UNKNOWN = "unknown"
+OMB_CATEGORIES = {
+    "1002-5": "American Indian or Alaska Native",
+    "2028-9": "Asian",
+    "2054-5": "Black or African American",
+    "2076-8": "Native Hawaiian or Other Pacific Islander",
+    "2106-3": "White",
+    "2135-2": "Hispanic or Latino",
+    "2186-5": "Not Hispanic or Latino",
+}
+"""The OMB race and ethnicity categories (CDC Race & Ethnicity code set, as bound by US Core)."""
 
 
 @dataclass(frozen=True)
@@ -32,7 +43,8 @@ def _omb_category(patient: Mapping[str, Any], url: str, several: str) -> str:
         parts = [p for p in extension.get("extension") or () if isinstance(p, Mapping)]
         categories = sorted(
             {
-                str(p["valueCoding"].get("display") or p["valueCoding"].get("code"))
+                OMB_CATEGORIES.get(str(p["valueCoding"].get("code")))
+                or str(p["valueCoding"].get("display") or p["valueCoding"].get("code"))
                 for p in parts
                 if p.get("url") == "ombCategory" and isinstance(p.get("valueCoding"), Mapping)
             }

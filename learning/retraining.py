@@ -111,6 +111,7 @@ def served_examples(store: Store, task: PredictionTask) -> list[Example]:
                 lace_score=lace.score,
                 sex="male" if f["male"] else "female",
                 age_band=age_band(int(f["age_years"])),
+                race=p.race or "not recorded",
                 feedback=feedback_group(p, feedback, acted_on),
             )
         )
@@ -230,7 +231,6 @@ def retrain(
         {
             "sex": [e.sex for e in window],
             "age band": [e.age_band for e in window],
-            # Served predictions carry no race (it is no input); recorded groups still count.
             "race": [e.race for e in window],
         },
         policy,

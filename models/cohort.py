@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from fhir_client.bundles import bundle_patient_records
+from fhir_client.demographics import demographics
 from fhir_client.fhirdates import parse_fhir_datetime
 from fhir_client.pseudonym import patient_key
 from fhir_client.record import EncounterEntry, PatientRecord
@@ -47,8 +48,9 @@ class Example:
     sex: str
     age_band: str
     race: str = "not recorded"
-    """OMB race category from the US Core race extension, for fairness reports only (not a
-    model input); "multiple" when more than one is recorded."""
+    """OMB race category from the US Core race extension (fhir_client/demographics.py), for
+    fairness checks and reports only (not a model input); "not recorded" for a served
+    prediction stored before demographics were."""
     feedback: str | None = None
     """For served predictions: the clinician's response to the card (accepted, overridden,
     none, no card); None for examples from the records."""
@@ -74,25 +76,6 @@ class Cohort:
             sort_keys=True,
         )
         return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-OMB_RACE_DISPLAY = {
-    "1002-5": "American Indian or Alaska Native",
-    "2028-9": "Asian",
-    "2054-5": "Black or African American",
-    "2076-8": "Native Hawaiian or Other Pacific Islander",
-    "2106-3": "White",
-}
-"""The OMB race categories (CDC Race & Ethnicity code set, as bound by US Core)."""
-
-
-def race_category(codes: frozenset[str]) -> str:
-    if not codes:
-        return "not recorded"
-    if len(codes) > 1:
-        return "multiple"
-    (code,) = codes
-    return OMB_RACE_DISPLAY.get(code, "other")
 
 
 def age_band(age: int | None) -> str:
@@ -188,6 +171,7 @@ def patient_candidates(
         example = None
         if assessed is not None:
             features, lace = assessed
+            audit = demographics(record.patient)
             example = Example(
                 patient_key=patient_key(pseudonym_key, None, record.patient_id),
                 encounter=stay.reference or "",
@@ -195,9 +179,9 @@ def patient_candidates(
                 features=features,
                 label=int(event),
                 lace_score=lace.result.score,
-                sex=record.gender or "unknown",
+                sex=audit.sex,
                 age_band=age_band(record.age(discharged.date())),
-                race=race_category(record.omb_race_codes),
+                race=audit.race,
             )
         candidates.append(
             Candidate(window_end, event, died is not None and died <= window_end, example)

@@ -40,3 +40,17 @@ def test_several_races_one_group_text_when_no_category_and_unknown_when_unstated
     assert demographics({"extension": [only_text]}).race == "Declined to answer"
     assert demographics({"gender": "male"}) == Demographics("male", "unknown", "unknown")
     assert demographics(None) == Demographics("unknown", "unknown", "unknown")
+
+
+def test_a_category_is_named_by_its_code_whatever_the_site_displays() -> None:
+    """Two sites' display texts for one OMB code are one group in the fairness checks, and
+    the training cohort names groups as the served predictions do."""
+    lower = _extension(US_CORE_RACE, ("2106-3", "white"))
+    none = {
+        "url": US_CORE_RACE,
+        "extension": [{"url": "ombCategory", "valueCoding": {"system": OMB, "code": "2106-3"}}],
+    }
+    assert demographics({"extension": [lower]}).race == "White"
+    assert demographics({"extension": [none]}).race == "White"
+    unlisted = _extension(US_CORE_ETHNICITY, ("9999-9", "Site category"))
+    assert demographics({"extension": [unlisted]}).ethnicity == "Site category"

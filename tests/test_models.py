@@ -360,6 +360,8 @@ def test_served_predictions_equal_offline_predictions(trained, cohort, tmp_path)
     for record, example in zip(stored, examples, strict=True):
         assert record.features == example.features
         assert set(record.contributions) == set(FEATURE_NAMES)
+        # The training cohort names the groups of the fairness checks as serving does.
+        assert (record.sex, record.race) == (example.sex, example.race)
     # Sex, race and ethnicity as each Patient states them are kept for fairness audits, and
     # are no feature of the model.
     for record, request in zip(stored, requests, strict=True):

@@ -395,7 +395,15 @@ def test_a_call_counts_as_acted_on_when_any_of_its_cards_was_accepted(store):
                 [IssuedCardInput(lace, "lace-readmission-risk", "1.1.0")],
                 [
                     PredictionInput(
-                        "lhs-readmission-30d", "1", 0.05, 0.12, features, {}, DISCHARGE, 30
+                        "lhs-readmission-30d",
+                        "1",
+                        0.05,
+                        0.12,
+                        features,
+                        {},
+                        DISCHARGE,
+                        30,
+                        race="Asian" if accepted else None,
                     )
                 ],
             )
@@ -408,5 +416,9 @@ def test_a_call_counts_as_acted_on_when_any_of_its_cards_was_accepted(store):
         store.record_feedback("", "lhs-encounter-discharge", [item], [raw])
     assert store.accepted_invocations(ids) == {ids[0]}
     store.set_labels({p.id: 0 for p in store.predictions("lhs-readmission-30d")})
-    groups = sorted(e.feedback for e in served_examples(store, READMISSION_30D))
-    assert groups == sorted([OTHER_CARD_ACCEPTED, "no card"])
+    examples = served_examples(store, READMISSION_30D)
+    assert sorted(e.feedback for e in examples) == sorted([OTHER_CARD_ACCEPTED, "no card"])
+    # The race recorded for the audit reaches the gate's subgroup checks; a prediction
+    # stored without it is "not recorded", as in the reports.
+    race = {e.feedback: e.race for e in examples}
+    assert race == {OTHER_CARD_ACCEPTED: "Asian", "no card": "not recorded"}
