@@ -16,16 +16,20 @@ from typing import Any
 US_CORE_RACE = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-race"
 US_CORE_ETHNICITY = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-ethnicity"
 UNKNOWN = "unknown"
-OMB_CATEGORIES = {
+OMB_RACE_CATEGORIES = {
     "1002-5": "American Indian or Alaska Native",
     "2028-9": "Asian",
     "2054-5": "Black or African American",
     "2076-8": "Native Hawaiian or Other Pacific Islander",
     "2106-3": "White",
+}
+OMB_ETHNICITY_CATEGORIES = {
     "2135-2": "Hispanic or Latino",
     "2186-5": "Not Hispanic or Latino",
 }
-"""The OMB race and ethnicity categories (CDC Race & Ethnicity code set, as bound by US Core)."""
+"""The OMB categories of the CDC Race & Ethnicity code set that US Core binds each extension's
+ombCategory to. A code outside its extension's list (Synthea, for one, puts 2135-2 in the race
+extension, displayed "Other") is named by its display, never by the other list."""
 
 
 @dataclass(frozen=True)
@@ -36,14 +40,16 @@ class Demographics:
     ethnicity: str
 
 
-def _omb_category(patient: Mapping[str, Any], url: str, several: str) -> str:
+def _omb_category(
+    patient: Mapping[str, Any], url: str, names: Mapping[str, str], several: str
+) -> str:
     for extension in patient.get("extension") or ():
         if not isinstance(extension, Mapping) or extension.get("url") != url:
             continue
         parts = [p for p in extension.get("extension") or () if isinstance(p, Mapping)]
         categories = sorted(
             {
-                OMB_CATEGORIES.get(str(p["valueCoding"].get("code")))
+                names.get(str(p["valueCoding"].get("code")))
                 or str(p["valueCoding"].get("display") or p["valueCoding"].get("code"))
                 for p in parts
                 if p.get("url") == "ombCategory" and isinstance(p.get("valueCoding"), Mapping)
@@ -63,6 +69,8 @@ def demographics(patient: Mapping[str, Any] | None) -> Demographics:
         return Demographics(UNKNOWN, UNKNOWN, UNKNOWN)
     return Demographics(
         sex=str(patient.get("gender") or UNKNOWN),
-        race=_omb_category(patient, US_CORE_RACE, "Multiple races"),
-        ethnicity=_omb_category(patient, US_CORE_ETHNICITY, "Multiple ethnicities"),
+        race=_omb_category(patient, US_CORE_RACE, OMB_RACE_CATEGORIES, "Multiple races"),
+        ethnicity=_omb_category(
+            patient, US_CORE_ETHNICITY, OMB_ETHNICITY_CATEGORIES, "Multiple ethnicities"
+        ),
     )

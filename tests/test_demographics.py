@@ -54,3 +54,6 @@ def test_a_category_is_named_by_its_code_whatever_the_site_displays() -> None:
     assert demographics({"extension": [none]}).race == "White"
     unlisted = _extension(US_CORE_ETHNICITY, ("9999-9", "Site category"))
     assert demographics({"extension": [unlisted]}).ethnicity == "Site category"
+    # An ethnicity code in the race extension (as Synthea writes it) is no race category.
+    misplaced = _extension(US_CORE_RACE, ("2135-2", "Other"))
+    assert demographics({"extension": [misplaced]}).race == "Other"
