@@ -585,7 +585,7 @@ def _trap_line(loop: FeedbackLoop, champion: str) -> str:
 
     def judged(promoted: bool, gain: Estimate) -> str:
         looks = "better" if gain.value > 0 else "worse"
-        return f"looks {looks} calibrated ({gain}), {'promoted' if promoted else 'refused'}"
+        return f"looks {looks} calibrated, {_signed(gain, promoted)}"
 
     failed = ", ".join(loop.failed_on_untreated) or "none"
     return (

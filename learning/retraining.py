@@ -109,7 +109,9 @@ def served_examples(store: Store, task: PredictionTask) -> list[Example]:
                 features={k: float(v) for k, v in f.items()},
                 label=int(p.label or 0),
                 lace_score=lace.score,
-                sex="male" if f["male"] else "female",
+                # As stored for the audit (so as the cohort names it); the model's feature
+                # for a prediction stored before demographics were.
+                sex=p.sex or ("male" if f["male"] else "female"),
                 age_band=age_band(int(f["age_years"])),
                 race=p.race or "not recorded",
                 feedback=feedback_group(p, feedback, acted_on),

@@ -471,8 +471,7 @@ class Store:
             if new:
                 connection.execute(
                     insert(OutcomeEvent),
-                    # vars, not asdict: the fields are flat, and asdict's deep copy of
-                    # every list was a third of a bulk import's storing time.
+                    # vars, not asdict: the fields are flat, and asdict deep-copies every list.
                     [{**vars(i), "received_at": now} for i in new],
                 )
             for item in changed:

@@ -403,6 +403,7 @@ def test_a_call_counts_as_acted_on_when_any_of_its_cards_was_accepted(store):
                         {},
                         DISCHARGE,
                         30,
+                        sex="other" if accepted else None,
                         race="Asian" if accepted else None,
                     )
                 ],
@@ -422,3 +423,7 @@ def test_a_call_counts_as_acted_on_when_any_of_its_cards_was_accepted(store):
     # stored without it is "not recorded", as in the reports.
     race = {e.feedback: e.race for e in examples}
     assert race == {OTHER_CARD_ACCEPTED: "Asian", "no card": "not recorded"}
+    # So does the sex recorded (which the model's 'male' feature cannot say); without it,
+    # the feature.
+    sex = {e.feedback: e.sex for e in examples}
+    assert sex == {OTHER_CARD_ACCEPTED: "other", "no card": "male"}
